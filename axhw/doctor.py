@@ -1,0 +1,155 @@
+"""``axhw doctor``: check every tool and library axhw relies on.
+
+Each check returns a :class:`Check` saying whether the dependency is present, its
+version, whether it is required, and the exact command that installs it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+__all__ = ["Check", "run_checks", "format_table", "LIBERTY_FILES", "find_liberty"]
+
+APT = "apt-get install -y"
+
+#: Standard-cell Liberty libraries axhw knows by name (Debian's qflow-tech-* packages).
+LIBERTY_FILES: dict[str, str] = {
+    "osu018": "/usr/share/qflow/tech/osu018/osu018_stdcells.lib",
+    "osu035": "/usr/share/qflow/tech/osu035/osu035_stdcells.lib",
+    "osu050": "/usr/share/qflow/tech/osu050/osu050_stdcells.lib",
+}
+
+
+def find_liberty(name: str) -> Path | None:
+    """Path of a known Liberty library by name, or ``None`` when it is not installed."""
+    path = Path(LIBERTY_FILES.get(name, ""))
+    return path if name in LIBERTY_FILES and path.is_file() else None
+
+
+@dataclass(frozen=True)
+class Check:
+    """Outcome of one dependency check."""
+
+    name: str
+    ok: bool
+    version: str
+    required: bool
+    fix: str = ""
+    detail: str = ""
+
+
+def _run_version(cmd: list[str], pattern: str) -> str | None:
+    exe = shutil.which(cmd[0])
+    if exe is None:
+        return None
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    out = proc.stdout + proc.stderr
+    match = re.search(pattern, out)
+    return match.group(1) if match else out.strip().splitlines()[0] if out.strip() else "unknown"
+
+
+def _tool(name: str, cmd: list[str], pattern: str, package: str) -> Check:
+    version = _run_version(cmd, pattern)
+    return Check(name, version is not None, version or "-", True, f"{APT} {package}")
+
+
+def _sta() -> Check:
+    return _tool("sta (OpenSTA)", ["sta", "-version"], r"(\d+\.\d+\.\d+)", "opensta")
+
+
+def _python_package(dist: str, module: str | None = None, required: bool = True) -> Check:
+    module = module or dist
+    try:
+        importlib.import_module(module)
+        version = importlib.metadata.version(dist)
+        return Check(dist, True, version, required, f"pip install {dist}")
+    except Exception as exc:  # noqa: BLE001 - any import failure means unusable
+        return Check(dist, False, "-", required, f"pip install {dist}", detail=f"{type(exc).__name__}: {exc}"[:120])
+
+
+def _liberty() -> Check:
+    found = [name for name in LIBERTY_FILES if find_liberty(name)]
+    return Check("Liberty cell libraries", "osu018" in found, ", ".join(found) or "none", True,
+                 f"{APT} qflow-tech-osu018", detail=LIBERTY_FILES["osu018"])
+
+
+def _cc() -> Check:
+    for cc in ("cc", "gcc", "clang"):
+        version = _run_version([cc, "--version"], r"(\d+\.\d+(?:\.\d+)?)")
+        if version:
+            return Check(f"C compiler ({cc})", True, version, False, f"{APT} gcc", detail="for `axhw add design.c`")
+    return Check("C compiler", False, "-", False, f"{APT} gcc", detail="only for `axhw add design.c`")
+
+
+def _torch_cuda() -> Check:
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return Check("CUDA GPU (torch)", True, torch.cuda.get_device_name(0), False)
+        return Check("CUDA GPU (torch)", False, "none", False, detail="optional: emulation runs on the CPU")
+    except Exception as exc:  # noqa: BLE001
+        return Check("CUDA GPU (torch)", False, "-", False, detail=str(exc)[:120])
+
+
+def _numba_cuda() -> Check:
+    try:
+        from numba import cuda
+
+        if cuda.is_available():
+            return Check("numba CUDA", True, "usable", False)
+        return Check("numba CUDA", False, "no GPU", False, detail="optional: numba CPU kernels are used")
+    except Exception as exc:  # noqa: BLE001
+        return Check("numba CUDA", False, "-", False, "pip install numba-cuda", detail=str(exc)[:120])
+
+
+CHECKS: tuple[Callable[[], Check], ...] = (
+    lambda: _tool("iverilog", ["iverilog", "-V"], r"Icarus Verilog version (\S+)", "iverilog"),
+    lambda: _tool("yosys", ["yosys", "-V"], r"Yosys (\S+)", "yosys"),
+    _sta,
+    _liberty,
+    _cc,
+    lambda: _python_package("torch"),
+    lambda: _python_package("torchvision"),
+    lambda: _python_package("timm"),
+    lambda: _python_package("numpy"),
+    lambda: _python_package("scikit-learn", "sklearn"),
+    lambda: _python_package("numba"),
+    lambda: _python_package("cocotb"),
+    lambda: _python_package("pyverilog"),
+    lambda: _python_package("matplotlib"),
+    lambda: _python_package("pymoo"),
+    lambda: _python_package("ray", required=False),
+    _torch_cuda,
+    _numba_cuda,
+)
+
+
+def run_checks() -> list[Check]:
+    """Run every dependency check (takes a few seconds: it imports torch and numba)."""
+    os.environ.setdefault("PYVERILOG_NO_TABLES", "1")
+    return [check() for check in CHECKS]
+
+
+def format_table(checks: list[Check]) -> str:
+    """Render checks as an aligned text table with a status column and fixes."""
+    rows = [("component", "status", "version", "how to fix / note")]
+    for c in checks:
+        status = "OK" if c.ok else ("MISSING" if c.required else "absent (optional)")
+        note = c.detail if c.ok else " ".join(x for x in (c.fix, c.detail) if x)
+        rows.append((c.name, status, c.version, note))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    lines = ["  ".join(r[i].ljust(widths[i]) for i in range(3)) + "  " + r[3] for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths) + "  " + "-" * 20)
+    return "\n".join(line.rstrip() for line in lines)

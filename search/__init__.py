@@ -1,0 +1,3 @@
+"""axhw.search: per-layer multiplier assignment search on the accuracy/power front."""
+
+__all__: list[str] = []
