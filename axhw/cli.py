@@ -21,6 +21,12 @@ __all__ = ["main", "build_parser"]
 #: Subcommand modules, in the order ``--help`` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
     "axhw.commands.doctor",
+    "axhw.commands.library",
+    "axhw.commands.characterize",
+    "axhw.commands.report",
+    "axhw.commands.search",
+    "axhw.commands.retrain",
+    "axhw.commands.emulate",
 )
 
 

@@ -24,7 +24,7 @@ APT = "apt-get install -y"
 LIBERTY_FILES: dict[str, str] = {
     "osu018": "/usr/share/qflow/tech/osu018/osu018_stdcells.lib",
     "osu035": "/usr/share/qflow/tech/osu035/osu035_stdcells.lib",
-    "osu050": "/usr/share/qflow/tech/osu050/osu050_stdcells.lib",
+    "osu050": "/usr/share/qflow/tech/osu050/osu05_stdcells.lib",
 }
 
 

@@ -1,3 +1,100 @@
-"""axhw.emulator: int8 quantization and approximate-multiplier emulation of timm ViTs."""
+"""axhw.emulator: int8 quantization and approximate-multiplier emulation of timm ViTs.
 
-__all__: list[str] = []
+Typical use::
+
+    from axhw.emulator import approximate, evaluate, layers
+
+    ops = layers(model)                                   # [OpInfo(name, kind, macs_per_image)]
+    ax = approximate(model, {"*": "exact", "blocks.3.*": "drum6"}, calib_loader, num_batches=4)
+    top1 = evaluate(ax, test_loader)
+"""
+
+from .convert import (
+    DEFAULT_EXCLUDE,
+    OpInfo,
+    approximate,
+    calibrate,
+    collect_operands,
+    compare_accuracy,
+    convert,
+    evaluate,
+    layers,
+    prepare,
+    resolve_config,
+    set_backend,
+    set_grad_mode,
+    set_multipliers,
+)
+from .functional import FAKE_QUANT, quantized_matmul
+from .layers import (
+    ATTENTION_MAPPING,
+    EXACT,
+    FP32,
+    AxAttention,
+    AxConv2d,
+    AxGcvitWindowAttention,
+    AxLinear,
+    AxMatmul,
+    AxOp,
+    AxSwinWindowAttention,
+    AxVitAttention,
+    exact_lut,
+    load_lut,
+)
+from .retrain import RetrainResult, retrain
+from .quantization import (
+    CALIBRATORS,
+    Calibrator,
+    EntropyCalibrator,
+    MaxCalibrator,
+    MSECalibrator,
+    PercentileCalibrator,
+    dequantize,
+    fake_quantize,
+    quantize,
+    weight_scale,
+)
+
+__all__ = [
+    "ATTENTION_MAPPING",
+    "AxAttention",
+    "AxConv2d",
+    "AxGcvitWindowAttention",
+    "AxLinear",
+    "AxMatmul",
+    "AxOp",
+    "AxSwinWindowAttention",
+    "AxVitAttention",
+    "CALIBRATORS",
+    "Calibrator",
+    "DEFAULT_EXCLUDE",
+    "EXACT",
+    "EntropyCalibrator",
+    "FAKE_QUANT",
+    "FP32",
+    "MSECalibrator",
+    "MaxCalibrator",
+    "OpInfo",
+    "PercentileCalibrator",
+    "RetrainResult",
+    "approximate",
+    "calibrate",
+    "collect_operands",
+    "compare_accuracy",
+    "convert",
+    "dequantize",
+    "evaluate",
+    "exact_lut",
+    "fake_quantize",
+    "layers",
+    "load_lut",
+    "prepare",
+    "quantize",
+    "quantized_matmul",
+    "resolve_config",
+    "retrain",
+    "set_backend",
+    "set_grad_mode",
+    "set_multipliers",
+    "weight_scale",
+]

@@ -1,3 +1,57 @@
-"""axhw.search: per-layer multiplier assignment search on the accuracy/power front."""
+"""axhw.search: per-layer multiplier assignment search on the accuracy/power front.
 
-__all__: list[str] = []
+``run(model, data, candidates, max_accuracy_drop=1.0, budget=40, method="mcts")``
+profiles each op's sensitivity to each candidate, then searches with a Monte-Carlo
+tree search whose rollouts follow a hardware-driven policy and whose rewards come
+from a scikit-learn accuracy surrogate (or with a baseline: uniform sweep, random,
+greedy, multiple-choice knapsack, NSGA-II), and returns a :class:`SearchResult`.
+"""
+
+from .api import METHODS, ConstraintWarning, cross_validated_surrogate_metrics, run, run_on_space
+from .baselines import NSGA2, GreedySensitivity, Knapsack, RandomSearch, UniformSweep
+from .evaluate import EXECUTORS, Evaluator, ModelTask, ProcessExecutor, RayExecutor, SerialExecutor, make_executor
+from .mcts import MCTS, rollout_policy
+from .pareto import hypervolume, hypervolume_curve, pareto_front
+from .problem import SearchProblem
+from .result import Evaluation, SearchResult
+from .sensitivity import profile_sensitivity, sensitivity_configs
+from .space import EXACT, SearchSpace, efficient_candidates, hardware_cost
+from .surrogate import AccuracySurrogate, ConfigFeatures, make_surrogate, surrogate_metrics
+
+__all__ = [
+    "run",
+    "run_on_space",
+    "METHODS",
+    "ConstraintWarning",
+    "cross_validated_surrogate_metrics",
+    "SearchSpace",
+    "EXACT",
+    "hardware_cost",
+    "efficient_candidates",
+    "Evaluator",
+    "ModelTask",
+    "EXECUTORS",
+    "SerialExecutor",
+    "ProcessExecutor",
+    "RayExecutor",
+    "make_executor",
+    "SearchProblem",
+    "profile_sensitivity",
+    "sensitivity_configs",
+    "AccuracySurrogate",
+    "ConfigFeatures",
+    "make_surrogate",
+    "surrogate_metrics",
+    "MCTS",
+    "rollout_policy",
+    "UniformSweep",
+    "RandomSearch",
+    "GreedySensitivity",
+    "Knapsack",
+    "NSGA2",
+    "Evaluation",
+    "SearchResult",
+    "pareto_front",
+    "hypervolume",
+    "hypervolume_curve",
+]

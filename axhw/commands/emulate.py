@@ -1,0 +1,75 @@
+"""``axhw emulate``: top-1 of a model in fp32, int8 (exact products) and with approximate multipliers."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ..errors import ConfigError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "emulate",
+        help="emulate approximate multipliers in a timm model and print top-1 accuracy",
+        description="Quantize a model to int8, route every configured multiplication (Linear, Conv2d, "
+        "attention Q·Kᵀ and A·V) through the chosen multipliers' product tables, and print the top-1 "
+        "accuracy of the fp32 model, the int8 model with exact products, and the approximate one.",
+    )
+    parser.add_argument("--model", default="default", help="'default' (the embedded digits ViT) or a timm model name (default: default)")
+    parser.add_argument("--checkpoint", type=Path, default=None, help="local weights file for the model (timm checkpoint_path)")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--config", type=Path, default=None, help="JSON file mapping layer-name globs to multiplier names (or 'exact'/'fp32')")
+    which.add_argument("--multiplier", default=None, help="one multiplier for every layer but the head (default: exact)")
+    parser.add_argument("--data", default="digits", help="'digits' or 'imagefolder:PATH' (default: digits)")
+    parser.add_argument("--device", default=None, choices=["cpu", "cuda"], help="where to run (default: cpu)")
+    parser.add_argument("--calib-batches", type=int, default=4, help="calibration batches of 32 images (default: 4)")
+    parser.add_argument("--calibrator", default="percentile", choices=["max", "percentile", "mse", "entropy"], help="activation calibrator (default: percentile)")
+    parser.add_argument("--backend", default="auto", help="kernel backend: auto, reference, numba_cpu, numba_cuda, lowrank (default: auto)")
+    parser.add_argument("--limit", type=int, default=None, help="evaluate on at most this many test images (default: all)")
+    parser.add_argument("--batch-size", type=int, default=64, help="evaluation batch size (default: 64)")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.set_defaults(func=_run)
+
+
+def _read_config(path: Path) -> dict[str, str]:
+    try:
+        config = json.loads(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {str(path)!r}: {exc.strerror}") from exc
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"config {str(path)!r} is not valid JSON: {exc}") from exc
+    if not isinstance(config, dict):
+        raise ConfigError(f"config {str(path)!r} must be a JSON object mapping layer globs to multiplier names")
+    return config
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .. import data, models
+    from ..emulator import compare_accuracy
+    from ..emulator.convert import _example_input
+
+    config = _read_config(args.config) if args.config else {"*": args.multiplier or "exact"}
+    model = models.load_model(args.model, checkpoint=args.checkpoint, num_classes=data.num_classes(args.data))
+    channels, side = _example_input(model, None).shape[1], _example_input(model, None).shape[-1]
+    loaders = {
+        split: data.get_loader(args.data, split, batch_size=size, image_size=side, channels=channels, limit=limit)
+        for split, size, limit in (("calib", 32, None), ("test", args.batch_size, args.limit))
+    }
+    top1 = compare_accuracy(
+        model,
+        config,
+        loaders["calib"],
+        loaders["test"],
+        calibrator=args.calibrator,
+        backend=args.backend,
+        num_batches=args.calib_batches,
+        device=args.device,
+        progress=not args.no_progress,
+    )
+    label = args.config.name if args.config else (args.multiplier or "exact")
+    print(f"\n{'model':<12} top-1 ({args.model} on {args.data}, {len(loaders['test'].dataset)} images)")
+    for name, key in (("fp32", "fp32"), ("int8 exact", "int8"), (label, "approx")):
+        print(f"{name:<12} {100 * top1[key]:6.2f} %")
+    return 0

@@ -1,0 +1,112 @@
+"""``axhw add``, ``axhw list``, ``axhw show``, ``axhw export``, ``axhw rebuild``: the multiplier database."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .. import library
+from ..errors import ConfigError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    add = subparsers.add_parser(
+        "add",
+        help="characterize a Verilog multiplier (or a C model) exhaustively and store it",
+        description="Find the multiplier in a Verilog file (module, operand and product ports), simulate all "
+        "65,536 operand pairs with cocotb + Icarus, and store the product table with its error metrics in "
+        "the database. A .c file is compiled and swept instead (--function names the C function).",
+    )
+    add.add_argument("path", type=Path, help="Verilog (.v, .sv) or C (.c) file")
+    add.add_argument("--name", help="database name (default: file stem plus parameters, or the C function)")
+    add.add_argument("--param", action="append", default=[], metavar="K=V",
+                     help="Verilog parameter override (repeatable), e.g. --param K=4")
+    add.add_argument("--top", help="module to characterize when the file has several top-level modules")
+    add.add_argument("--a", help="first operand port (when it cannot be inferred)")
+    add.add_argument("--b", help="second operand port")
+    add.add_argument("--y", help="product output port")
+    sign = add.add_mutually_exclusive_group()
+    sign.add_argument("--signed", dest="signed", action="store_const", const=True, default=None,
+                      help="operands are two's complement (default: inferred from `signed` ports)")
+    sign.add_argument("--unsigned", dest="signed", action="store_const", const=False,
+                      help="operands are unsigned (used in sign-magnitude form)")
+    add.add_argument("--function", help="C function to sweep (C models only)")
+    add.add_argument("--family", help="family label stored in the record (default: user)")
+    add.add_argument("--description", help="one-line description stored in the record")
+    add.add_argument("--force", action="store_true", help="replace an entry of the same name from another file")
+    add.set_defaults(func=_add)
+
+    lst = subparsers.add_parser(
+        "list",
+        help="table of the characterized multipliers and their error metrics",
+        description="One row per database entry: family, signedness, MAE, WCE, error rate, bias, MRE; "
+        "area, delay, power and power saving against `exact` once hardware costs exist.",
+    )
+    lst.set_defaults(func=_list)
+
+    show = subparsers.add_parser("show", help="full record of one multiplier and its error heat-map",
+                                 description="Print every field of one entry and write a PNG heat-map of "
+                                 "its error (approx - a*b) over all operand pairs.")
+    show.add_argument("name", help="database name (see `axhw list`)")
+    show.add_argument("--heatmap", type=Path, default=None, help="PNG path (default: NAME-error.png)")
+    show.add_argument("--no-heatmap", action="store_true", help="only print the record")
+    show.set_defaults(func=_show)
+
+    export = subparsers.add_parser("export", help="write a multiplier's product table as a C header or .npy",
+                                   description="Export the signed product table, indexed [a + 128][b + 128].")
+    export.add_argument("name", help="database name")
+    export.add_argument("--format", choices=library.EXPORT_FORMATS, default="c-header")
+    export.add_argument("--out", type=Path, default=None, help="output file (default: NAME.h or NAME.npy)")
+    export.set_defaults(func=_export)
+
+    rebuild = subparsers.add_parser("rebuild", help="re-characterize missing, stale or corrupt entries",
+                                    description="Characterize every bundled design (rtl/library.json) and "
+                                    "database entry that is missing, stale (its RTL changed) or corrupt.")
+    rebuild.add_argument("names", nargs="*", help="entries to consider (default: all)")
+    rebuild.add_argument("--force", action="store_true", help="re-characterize even up-to-date entries")
+    rebuild.set_defaults(func=_rebuild)
+
+
+def _parse_params(items: list[str]) -> dict[str, int]:
+    params = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        try:
+            if not sep or not key.strip():
+                raise ValueError
+            params[key.strip()] = int(value, 0)
+        except ValueError:
+            raise ConfigError(f"--param {item!r}: expected NAME=INTEGER, e.g. --param K=4") from None
+    return params
+
+
+def _add(args: argparse.Namespace) -> int:
+    mult = library.add(args.path, name=args.name, parameters=_parse_params(args.param), family=args.family,
+                       description=args.description, top=args.top, a=args.a, b=args.b, y=args.y,
+                       signed=args.signed, function=args.function, force=args.force)
+    m = mult.metrics
+    print(f"added {mult.name}: MAE {m.mae:.3f}, WCE {m.wce:.0f}, error rate {m.error_rate:.4f}, "
+          f"bias {m.bias:+.3f} ({'signed' if mult.signed else 'unsigned, sign-magnitude'})")
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    print(library.list_table())
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    heatmap = None if args.no_heatmap else (args.heatmap or Path(f"{args.name}-error.png"))
+    print(library.show(args.name, heatmap=heatmap))
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    print(library.export(args.name, format=args.format, out=args.out))
+    return 0
+
+
+def _rebuild(args: argparse.Namespace) -> int:
+    done = library.rebuild(args.names or None, force=args.force)
+    print(f"re-characterized {len(done)}: {', '.join(done)}" if done else "every entry is up to date")
+    return 0

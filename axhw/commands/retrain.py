@@ -1,0 +1,71 @@
+"""``axhw retrain``: approximation-aware retraining of an approximated model."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ..errors import ConfigError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "retrain",
+        help="retrain an approximated model to recover the accuracy its multipliers cost",
+        description="Quantize the model to int8, route its products through the configured multipliers, "
+        "and fine-tune it through them (Adam) with the straight-through estimator and/or the multiplier's own "
+        "gradient tables. Prints test accuracy of fp32, int8 exact, approximate and retrained; writes "
+        "checkpoints (resumable), retrained weights, summary.json/.md and a loss plot under --out.",
+    )
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--multiplier", metavar="NAME", help="apply this multiplier to every layer")
+    which.add_argument("--config", type=Path, metavar="CFG.json",
+                       help="JSON object mapping layer-name globs to multiplier names (or 'exact'/'fp32')")
+    parser.add_argument("--model", default="default", help="'default' (embedded digits ViT) or a timm name")
+    parser.add_argument("--weights", type=Path, default=None, help="local checkpoint for --model")
+    parser.add_argument("--data", default="digits", help="data spec: 'digits' or 'imagefolder:PATH'")
+    parser.add_argument("--grad", choices=("ste", "lut", "both"), default="both",
+                        help="backward: straight-through estimator, gradient LUT, or both (default both)")
+    parser.add_argument("--epochs", type=int, default=1, help="passes over the train split (default 1)")
+    parser.add_argument("--steps", type=int, default=None, help="optimizer steps instead of --epochs")
+    parser.add_argument("--lr", type=float, default=5e-5, help="Adam learning rate (default 5e-5)")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--calib-batches", type=int, default=4, help="calibration batches (default 4)")
+    parser.add_argument("--eval-size", type=int, default=None, help="first N images of val and test (default all)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default=None, help="cpu or cuda (default cpu)")
+    parser.add_argument("--restart", action="store_true", help="ignore existing checkpoints in --out")
+    parser.add_argument("-o", "--out", type=Path, default=Path("out/retrain"), help="output folder (default out/retrain)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.set_defaults(func=_run)
+
+
+def _load_config(path: Path) -> dict[str, str]:
+    try:
+        config = json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file {str(path)!r} does not exist") from exc
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"config file {str(path)!r} is not valid JSON: {exc}") from exc
+    if not isinstance(config, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in config.items()):
+        raise ConfigError(f"config file {str(path)!r} must hold a JSON object of layer glob -> multiplier name")
+    return config
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ..emulator.retrain import retrain_config
+
+    config = {"*": args.multiplier} if args.multiplier else _load_config(args.config)
+    grads = ("ste", "lut") if args.grad == "both" else (args.grad,)
+    report = retrain_config(
+        config, model=args.model, checkpoint=args.weights, data=args.data, grads=grads, epochs=args.epochs,
+        steps=args.steps, lr=args.lr, batch_size=args.batch_size, out_dir=args.out,
+        calib_batches=args.calib_batches, eval_size=args.eval_size, seed=args.seed, resume=not args.restart, device=args.device,
+        progress=not args.quiet,
+    )
+    print(report.table())
+    for grad, run in report.runs.items():
+        print(f"{grad}: {run.steps} steps in {run.seconds:.1f} s, kept epoch {run.best_epoch}")
+    print(f"wrote {args.out}/ (summary.json, summary.md, retrain_loss.png, <grad>/model.pt, checkpoints)")
+    return 0

@@ -1,0 +1,121 @@
+"""``axhw search``: per-op multiplier assignment search, written to a result JSON."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import warnings
+from pathlib import Path
+
+
+def _csv(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from ..search import METHODS
+
+    parser = subparsers.add_parser(
+        "search",
+        help="search a per-layer multiplier assignment on the accuracy/power front",
+        description="Profile each op's sensitivity to each candidate multiplier, then search the per-op "
+        "assignment with the lowest multiplier power whose true accuracy drop stays within --max-drop, using "
+        "MCTS with a hardware-driven rollout policy and an accuracy surrogate (or a baseline). Every true "
+        "evaluation is cached on disk; with --checkpoint an interrupted search resumes without repeating any. "
+        "Writes a SearchResult JSON (`axhw report` turns it into the hardware report).",
+    )
+    parser.add_argument("--model", default="default", help="'default' (embedded digits ViT) or a timm name")
+    parser.add_argument("--weights", type=Path, default=None, help="local checkpoint for --model")
+    parser.add_argument("--data", default="digits", help="data spec: 'digits' or 'imagefolder:PATH'")
+    parser.add_argument("--candidates", type=_csv, default=None, metavar="A,B,...",
+                        help="candidate multipliers (default: every database entry with a hardware cost)")
+    parser.add_argument("--max-drop", type=float, default=1.0, metavar="POINTS",
+                        help="accuracy constraint, points below --reference (default 1.0)")
+    parser.add_argument("--reference", choices=("int8", "fp32"), default="int8",
+                        help="accuracy the drop is measured from (default int8 all-exact)")
+    parser.add_argument("--budget", type=int, default=40, help="true evaluations of full configurations (default 40)")
+    parser.add_argument("--method", choices=sorted(METHODS), default="mcts", help="search method (default mcts)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--executor", choices=("process", "ray", "serial"), default="process")
+    parser.add_argument("--workers", type=int, default=None, help="parallel evaluations (default 1 local process)")
+    parser.add_argument("--address", default=None, help="Ray cluster address (default: a local instance)")
+    parser.add_argument("--checkpoint", type=Path, default=None, help="checkpoint JSON to save to / resume from")
+    parser.add_argument("--eval-split", default="test", help="held-out split for true evaluations (default test)")
+    parser.add_argument("--eval-size", type=int, default=None, help="first N images of that split (default all)")
+    parser.add_argument("--calib-size", type=int, default=128, help="calibration images (default 128)")
+    parser.add_argument("--liberty", default="osu018", help="cell library of the hardware costs")
+    parser.add_argument("--power", choices=("uniform", "operands"), default="uniform",
+                        help="energy per op: uniform operands, or each op's real operands (synthesizes per op)")
+    parser.add_argument("--backend", default="auto", help="emulator kernel backend (default auto)")
+    parser.add_argument("--no-cache", action="store_true", help="do not use the on-disk evaluation cache")
+    parser.add_argument("-o", "--out", type=Path, default=Path("search_result.json"), help="result JSON path")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.set_defaults(func=_run)
+
+
+def _command(args: argparse.Namespace) -> str:
+    """The ``axhw search`` command line that reproduces this run, every option explicit."""
+    argv = ["axhw", "search", "--model", args.model, "--data", args.data, "--max-drop", repr(args.max_drop),
+            "--reference", args.reference, "--budget", str(args.budget), "--method", args.method,
+            "--seed", str(args.seed), "--executor", args.executor, "--eval-split", args.eval_split,
+            "--calib-size", str(args.calib_size), "--liberty", args.liberty, "--power", args.power,
+            "--backend", args.backend, "-o", str(args.out)]
+    if args.weights is not None:
+        argv += ["--weights", str(args.weights)]
+    if args.candidates is not None:
+        argv += ["--candidates", ",".join(args.candidates)]
+    if args.eval_size is not None:
+        argv += ["--eval-size", str(args.eval_size)]
+    if args.workers is not None:
+        argv += ["--workers", str(args.workers)]
+    if args.address is not None:
+        argv += ["--address", args.address]
+    if args.checkpoint is not None:
+        argv += ["--checkpoint", str(args.checkpoint)]
+    if args.no_cache:
+        argv.append("--no-cache")
+    return shlex.join(argv)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ..search import ConstraintWarning, run
+
+    model = args.model
+    if args.weights is not None:
+        from ..models import load_model
+
+        model = load_model(args.model, checkpoint=args.weights)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConstraintWarning)
+        result = run(
+            model, args.data, args.candidates, max_accuracy_drop=args.max_drop, budget=args.budget,
+            method=args.method, seed=args.seed, executor=args.executor, n_workers=args.workers,
+            address=args.address, checkpoint=args.checkpoint, eval_split=args.eval_split, eval_size=args.eval_size,
+            calib_size=args.calib_size, liberty=args.liberty, power=args.power, backend=args.backend,
+            reference=args.reference, cache_dir=False if args.no_cache else None, progress=not args.quiet,
+            model_name=args.model, settings={"command": _command(args)},
+        )
+    result.save(args.out)
+    best = result.best()
+    metrics = result.surrogate_metrics
+    rows = [
+        ("model / data", f"{result.model_name} / {result.dataset}"),
+        ("accuracy fp32 / int8", f"{100 * result.fp32_accuracy:.2f}% / {100 * result.int8_accuracy:.2f}%"),
+        ("method, seed", f"{result.method}, {result.seed}"),
+        ("true evaluations", f"{len(result.history) - 1} (+{result.settings['sensitivity_evaluations']} sensitivity)"),
+        ("best power", f"{100 * best.power_rel:.1f}% of all-exact (saving {100 * best.power_saving:.1f}%)"),
+        ("its accuracy drop", f"{result.accuracy_drop(best):.2f} points (limit {result.max_accuracy_drop:g})"),
+        ("Pareto front", f"{len(result.pareto())} configurations"),
+    ]
+    if metrics.get("rmse") is not None:
+        rows.append(("surrogate", f"RMSE {metrics['rmse']:.3f} points, Kendall tau {metrics['kendall_tau']:.3f} "
+                                  f"({metrics['protocol'].split(':')[0]})"))
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        print(f"{key:<{width}}  {value}")
+    for w in caught:
+        if issubclass(w.category, ConstraintWarning):
+            print(f"warning: {w.message}", file=sys.stderr)
+    print(f"result written to {args.out}")
+    return 0

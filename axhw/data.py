@@ -1,0 +1,299 @@
+"""Data sets for evaluation, calibration and retraining.
+
+Two sources, named by a *spec* string that every command accepts:
+
+``"digits"``
+    scikit-learn's bundled handwritten digits (1,797 grey 8x8 images, 10 classes),
+    so the demo needs no download.  One seeded permutation splits it once and for
+    all into ``train`` (70 %), ``val`` (10 %) and ``test`` (20 %); ``calib`` is the
+    first :data:`DIGITS_CALIB_SIZE` images of ``train`` (calibration never sees the
+    test images).  Images are scaled to [0, 1], upsampled bilinearly to
+    ``image_size`` (default :data:`DIGITS_IMAGE_SIZE`) and normalized with the mean
+    and standard deviation of the training split.
+
+``"imagefolder:PATH"``
+    a torchvision :class:`~torchvision.datasets.ImageFolder` tree.  When ``PATH``
+    holds ``train/``, ``val/``, ``test/`` sub-folders each split reads its own
+    (``calib`` reads ``calib/``, else ``train/``, else ``val/``); otherwise ``PATH``
+    itself is the class-folder tree and serves every split.  Images are resized,
+    center-cropped to ``image_size`` (default 224) and normalized with the
+    ImageNet mean and standard deviation, as timm's evaluation transforms do.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Final
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from .errors import DataError
+
+__all__ = [
+    "SPLITS",
+    "DIGITS_IMAGE_SIZE",
+    "DIGITS_CALIB_SIZE",
+    "DIGITS_SPLIT_SEED",
+    "DigitsDataset",
+    "parse_spec",
+    "get_dataset",
+    "get_loader",
+    "num_classes",
+]
+
+#: Split names every spec understands.
+SPLITS: Final[tuple[str, ...]] = ("train", "val", "test", "calib")
+#: Default side of the upsampled digits images, in pixels.
+DIGITS_IMAGE_SIZE: Final[int] = 16
+#: Number of training images in the ``calib`` split of ``digits``.
+DIGITS_CALIB_SIZE: Final[int] = 256
+#: Seed of the one permutation that splits ``digits``; changing it changes every split.
+DIGITS_SPLIT_SEED: Final[int] = 0
+_DIGITS_FRACTIONS: Final[dict[str, float]] = {"train": 0.7, "val": 0.1, "test": 0.2}
+_IMAGENET_MEAN: Final[tuple[float, float, float]] = (0.485, 0.456, 0.406)
+_IMAGENET_STD: Final[tuple[float, float, float]] = (0.229, 0.224, 0.225)
+_IMAGE_EXTENSIONS: Final[tuple[str, ...]] = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+
+
+def parse_spec(spec: str) -> tuple[str, Path | None]:
+    """Split a data spec into its kind (``"digits"`` or ``"imagefolder"``) and path.
+
+    Raises:
+        DataError: the spec names neither source, or an image folder that does not exist.
+    """
+    if not isinstance(spec, str):
+        raise DataError(f"data spec must be a string such as 'digits' or 'imagefolder:PATH', got {spec!r}")
+    if spec == "digits":
+        return "digits", None
+    if spec.startswith("imagefolder:"):
+        raw = spec[len("imagefolder:"):]
+        if not raw:
+            raise DataError("data spec 'imagefolder:' has no path; write 'imagefolder:/path/to/images'")
+        path = Path(raw).expanduser()
+        if not path.is_dir():
+            raise DataError(
+                f"image folder {str(path)!r} (from data spec {spec!r}) does not exist or is not a folder; "
+                "point it at a folder of class sub-folders, or one with train/ val/ test/ inside"
+            )
+        return "imagefolder", path
+    raise DataError(f"unknown data spec {spec!r}; use 'digits' or 'imagefolder:PATH'")
+
+
+def _check_split(split: str) -> None:
+    if split not in SPLITS:
+        raise DataError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+
+
+# ----------------------------------------------------------------------------- digits
+
+
+@functools.lru_cache(maxsize=1)
+def _digits_arrays() -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """Images in [0, 1] (float32, N x 8 x 8), labels (int64) and index arrays per split."""
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    images = (bunch.images / 16.0).astype(np.float32)
+    labels = bunch.target.astype(np.int64)
+    order = np.random.default_rng(DIGITS_SPLIT_SEED).permutation(len(labels))
+    n_train = int(round(_DIGITS_FRACTIONS["train"] * len(labels)))
+    n_val = int(round(_DIGITS_FRACTIONS["val"] * len(labels)))
+    index = {
+        "train": order[:n_train],
+        "val": order[n_train:n_train + n_val],
+        "test": order[n_train + n_val:],
+    }
+    index["calib"] = index["train"][:DIGITS_CALIB_SIZE]
+    return images, labels, index
+
+
+@functools.lru_cache(maxsize=1)
+def _digits_norm() -> tuple[float, float]:
+    """Mean and standard deviation of the training pixels (on the [0, 1] scale)."""
+    images, _, index = _digits_arrays()
+    train = images[index["train"]].astype(np.float64)
+    return float(train.mean()), float(train.std())
+
+
+class DigitsDataset(Dataset):
+    """One split of scikit-learn's digits as normalized ``(C, S, S)`` float tensors.
+
+    Every image is prepared once in ``__init__`` (the whole data set is 1,797
+    images), so indexing is a tensor slice.
+
+    Args:
+        split: one of :data:`SPLITS`.
+        image_size: side of the upsampled images in pixels; ``None`` means
+            :data:`DIGITS_IMAGE_SIZE`.  8 keeps the original resolution.
+        channels: 1 (grey) or 3 (the grey plane repeated, for models built for RGB).
+
+    Raises:
+        DataError: unknown split, or an image size / channel count that cannot be served.
+    """
+
+    num_classes: Final[int] = 10
+
+    def __init__(self, split: str = "test", image_size: int | None = None, channels: int = 1) -> None:
+        _check_split(split)
+        size = DIGITS_IMAGE_SIZE if image_size is None else int(image_size)
+        if size < 8:
+            raise DataError(f"digits images are 8x8; image_size must be >= 8, got {image_size}")
+        if channels not in (1, 3):
+            raise DataError(f"digits images have 1 or 3 channels, got channels={channels}")
+        images, labels, index = _digits_arrays()
+        idx = index[split]
+        x = torch.from_numpy(images[idx]).unsqueeze(1)  # N, 1, 8, 8
+        if size != 8:
+            x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)  # N, 1, S, S
+        mean, std = _digits_norm()
+        x = (x - mean) / std
+        if channels == 3:
+            x = x.expand(-1, 3, -1, -1)
+        self.split = split
+        self.image_size = size
+        self.channels = channels
+        self.images = x.contiguous()
+        self.targets = torch.from_numpy(labels[idx]).clone()
+
+    def __len__(self) -> int:
+        return int(self.targets.shape[0])
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        return self.images[i], int(self.targets[i])
+
+    def __repr__(self) -> str:
+        return f"DigitsDataset(split={self.split!r}, n={len(self)}, image_size={self.image_size}, channels={self.channels})"
+
+
+# ------------------------------------------------------------------------ image folder
+
+
+def _imagefolder_root(path: Path, split: str) -> Path:
+    """The folder that holds ``split`` under an image-folder spec path."""
+    candidates = {"calib": ("calib", "train", "val")}.get(split, (split,))
+    has_splits = any((path / name).is_dir() for name in ("train", "val", "test"))
+    if not has_splits:
+        return path
+    for name in candidates:
+        if (path / name).is_dir():
+            return path / name
+    raise DataError(
+        f"image folder {str(path)!r} has split sub-folders but none for split {split!r} "
+        f"(looked for {', '.join(c + '/' for c in candidates)})"
+    )
+
+
+def _imagefolder(path: Path, split: str, image_size: int | None, channels: int) -> Dataset:
+    from torchvision import datasets, transforms
+
+    root = _imagefolder_root(path, split)
+    size = 224 if image_size is None else int(image_size)
+    steps = []
+    if channels == 1:
+        steps.append(transforms.Grayscale(num_output_channels=1))
+    steps += [
+        transforms.Resize(int(round(size / 0.875))),
+        transforms.CenterCrop(size),
+        transforms.ToTensor(),
+    ]
+    if channels == 1:
+        steps.append(transforms.Normalize((0.5,), (0.5,)))
+    else:
+        steps.append(transforms.Normalize(_IMAGENET_MEAN, _IMAGENET_STD))
+    try:
+        return datasets.ImageFolder(str(root), transform=transforms.Compose(steps))
+    except (FileNotFoundError, RuntimeError) as exc:  # no class folders / no images
+        raise DataError(
+            f"cannot read image folder {str(root)!r}: {exc}; it must hold one sub-folder per class "
+            f"with images ({', '.join(_IMAGE_EXTENSIONS)})"
+        ) from exc
+
+
+def _imagefolder_classes(path: Path) -> list[str]:
+    root = _imagefolder_root(path, "train") if (path / "train").is_dir() else path
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not classes:
+        raise DataError(f"image folder {str(root)!r} has no class sub-folders")
+    return classes
+
+
+# ----------------------------------------------------------------------------- public
+
+
+def get_dataset(spec: str = "digits", split: str = "test", image_size: int | None = None, channels: int | None = None) -> Dataset:
+    """The data set named by ``spec`` for one split.
+
+    Args:
+        spec: ``"digits"`` or ``"imagefolder:PATH"`` (see the module docstring).
+        split: one of ``train``, ``val``, ``test``, ``calib``.
+        image_size: side of the square images in pixels; ``None`` means the source's
+            default (:data:`DIGITS_IMAGE_SIZE` for digits, 224 for image folders).
+        channels: 1 or 3; ``None`` means the source's own (1 for digits, 3 for image folders).
+
+    Returns:
+        A map-style data set of ``(image: float tensor (C, S, S), label: int)``.
+
+    Raises:
+        DataError: unknown spec or split, or a missing or empty image folder.
+    """
+    kind, path = parse_spec(spec)
+    _check_split(split)
+    if kind == "digits":
+        return DigitsDataset(split, image_size=image_size, channels=1 if channels is None else channels)
+    assert path is not None
+    if channels not in (None, 1, 3):
+        raise DataError(f"channels must be 1 or 3, got {channels}")
+    return _imagefolder(path, split, image_size, 3 if channels is None else channels)
+
+
+def get_loader(
+    spec: str = "digits",
+    split: str = "test",
+    batch_size: int = 64,
+    shuffle: bool = False,
+    image_size: int | None = None,
+    limit: int | None = None,
+    *,
+    channels: int | None = None,
+    seed: int = 0,
+    num_workers: int = 0,
+) -> DataLoader:
+    """A :class:`~torch.utils.data.DataLoader` over :func:`get_dataset`.
+
+    Args:
+        spec, split, image_size, channels: as for :func:`get_dataset`.
+        batch_size: images per batch.
+        shuffle: reshuffle every epoch, from a generator seeded with ``seed``.
+        limit: use only the first ``limit`` images of the split (``None``: all).
+        seed: seed of the shuffling generator (ignored when ``shuffle`` is false).
+        num_workers: loader worker processes (0 loads in the calling process).
+
+    Raises:
+        DataError: as :func:`get_dataset`, or a non-positive ``batch_size`` / ``limit``.
+    """
+    if batch_size < 1:
+        raise DataError(f"batch_size must be >= 1, got {batch_size}")
+    dataset = get_dataset(spec, split, image_size=image_size, channels=channels)
+    if limit is not None:
+        if limit < 1:
+            raise DataError(f"limit must be >= 1 image, got {limit}")
+        dataset = Subset(dataset, range(min(int(limit), len(dataset))))
+    generator = torch.Generator().manual_seed(int(seed)) if shuffle else None
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator, num_workers=num_workers)
+
+
+def num_classes(spec: str = "digits") -> int:
+    """Number of classes of the data named by ``spec``.
+
+    Raises:
+        DataError: unknown spec, or an image folder with no class sub-folders.
+    """
+    kind, path = parse_spec(spec)
+    if kind == "digits":
+        return DigitsDataset.num_classes
+    assert path is not None
+    return len(_imagefolder_classes(path))

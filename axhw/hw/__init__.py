@@ -1,0 +1,61 @@
+"""Hardware cost of multipliers on a real standard-cell library.
+
+Area (µm²), cell count and mix from yosys synthesis onto a Liberty library;
+equivalence of the netlist with the RTL by exhaustive gate-level simulation;
+critical-path delay (ns) from OpenSTA; and data-aware power (mW) and energy per
+multiplication (pJ): per-net switching activity measured by gate-level simulation
+of an operand stream, annotated into OpenSTA.
+
+    >>> from axhw import hw
+    >>> hw.cost("exact").area_um2                     # uniform int8 operands, osu018
+    >>> hw.cost("exact", operands=pairs, stream="blocks.0.attn.qkv")   # a layer's real operands
+    >>> hw.characterize_many(jobs=2)                  # every database entry, cached in hw.json
+"""
+
+from .cache import load_costs
+from .design import Design, as_design
+from .equivalence import EquivalenceError, check_equivalence
+from .flow import STEPS, FlowResult, characterize_many, cost, format_table, run_flow
+from .liberty import Liberty, cell_models, resolve_liberty
+from .power import (
+    DEFAULT_PAIRS,
+    Activity,
+    PowerResult,
+    check_operands,
+    estimate_power,
+    operands_sha256,
+    simulate_activity,
+    uniform_operands,
+)
+from .synthesis import ConstantDesignWarning, SynthesisResult, synthesize
+from .timing import TimingResult, critical_path
+
+__all__ = [
+    "cost",
+    "characterize_many",
+    "format_table",
+    "run_flow",
+    "FlowResult",
+    "STEPS",
+    "Design",
+    "as_design",
+    "Liberty",
+    "resolve_liberty",
+    "cell_models",
+    "synthesize",
+    "SynthesisResult",
+    "ConstantDesignWarning",
+    "check_equivalence",
+    "EquivalenceError",
+    "critical_path",
+    "TimingResult",
+    "simulate_activity",
+    "estimate_power",
+    "Activity",
+    "PowerResult",
+    "uniform_operands",
+    "check_operands",
+    "operands_sha256",
+    "DEFAULT_PAIRS",
+    "load_costs",
+]

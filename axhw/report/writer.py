@@ -1,0 +1,495 @@
+"""Write the accelerator configuration report of a search result.
+
+Layout of the output folder::
+
+    report.md        the report (Markdown; figures linked from plots/)
+    report.html      the same report, self-contained (figures embedded, inline CSS)
+    config.json      machine-readable per-op assignment and hardware hand-off
+    filelist.f       RTL sources of the distinct multipliers used (paths relative to the folder)
+    rtl/             copies of those sources, verified against the database's SHA-256
+    plots/*.png      accuracy vs power, sensitivity heat-map, MCTS rewards, surrogate
+
+Every number printed comes from the :class:`~axhw.search.SearchResult`, the
+multiplier database or a file hash; multipliers that are missing from the database
+or stale are flagged in the report and left out of the hand-off, never used silently.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..io import atomic_write_bytes, atomic_write_json, atomic_write_text, sha256_file
+from . import plots
+from .content import KIND_LABELS, RTL_SUFFIXES, MultiplierInfo, ReportContent, gather
+from .render import Code, Figure, Note, Paragraph, Section, Table, to_html, to_markdown
+
+__all__ = ["ReportPaths", "write_report", "CONFIG_SCHEMA"]
+
+#: Version of ``config.json``.
+CONFIG_SCHEMA = 1
+
+
+@dataclass(frozen=True)
+class ReportPaths:
+    """Files written by :func:`write_report`.
+
+    Attributes:
+        out_dir: the report folder.
+        markdown, html, config, filelist: ``report.md``, ``report.html``, ``config.json``, ``filelist.f``.
+        plots: figure key -> PNG path (``accuracy_vs_power``, ``sensitivity``,
+            ``mcts_rewards``, ``surrogate``; a key is absent when the result lacks its data).
+        rtl: RTL files copied into ``out_dir/rtl`` for the hand-off.
+        flags: warnings the report carries (missing or stale multipliers, mismatches).
+    """
+
+    out_dir: Path
+    markdown: Path
+    html: Path
+    config: Path
+    filelist: Path
+    plots: dict[str, Path] = field(default_factory=dict)
+    rtl: tuple[Path, ...] = ()
+    flags: tuple[str, ...] = ()
+
+
+# --------------------------------------------------------------------------- formatting
+
+def _pct(x: float | None, digits: int = 2) -> str:
+    return "n/a" if x is None else f"{x * 100:.{digits}f} %"
+
+
+def _num(x: float | None, fmt: str = ".4g") -> str:
+    return "n/a" if x is None else format(x, fmt)
+
+
+def _int(x: int) -> str:
+    return f"{x:,}"
+
+
+def _status(info: MultiplierInfo) -> str:
+    if info.status == "float":
+        return "fp32 (no multiplier)"
+    if info.status != "ok":
+        return info.status.upper()
+    return "ok" if not info.flagged else "ok, flagged"
+
+
+def _chosen_label(content: ReportContent) -> str:
+    c = content.chosen
+    return f"chosen configuration (evaluation #{c.index}, {c.method})"
+
+
+# --------------------------------------------------------------------------- figures
+
+def _figures(content: ReportContent) -> dict[str, tuple[bytes, str]]:
+    """Figure key -> (PNG bytes, caption) for every figure the result has data for."""
+    r = content.result
+    out: dict[str, tuple[bytes, str]] = {}
+    met = r.constraint_met()
+    out["accuracy_vs_power"] = (
+        plots.accuracy_vs_power(
+            [(e.method, e.power_rel, e.accuracy) for e in r.history],
+            chosen=(content.chosen.power_rel, content.chosen.accuracy),
+            references={"fp32": r.fp32_accuracy, "int8 exact": r.int8_accuracy},
+            constraint_accuracy=content.constraint_accuracy,
+        ),
+        f"Accuracy vs multiplier power of all {len(r.history)} true evaluations, with each method's Pareto front; "
+        f"the star is the chosen configuration ({'meets' if met else 'closest to'} the constraint).",
+    )
+    if r.sensitivity:
+        ops = [op.name for op in r.ops if op.name in r.sensitivity]
+        ops += [name for name in r.sensitivity if name not in ops]
+        cands = [m for m in r.candidates if any(m in r.sensitivity[o] for o in ops)]
+        cands += sorted({m for o in ops for m in r.sensitivity[o]} - set(cands))
+        drops = np.array([[r.sensitivity[o].get(m, np.nan) for m in cands] for o in ops], dtype=float)
+        out["sensitivity"] = (
+            plots.sensitivity_heatmap(ops, cands, drops),
+            "Layer × multiplier sensitivity: accuracy drop (points) when one op alone uses the multiplier.",
+        )
+    if r.mcts_rewards:
+        out["mcts_rewards"] = (
+            plots.reward_convergence(r.mcts_rewards),
+            f"MCTS reward of each of the {len(r.mcts_rewards)} iterations, with running mean and best.",
+        )
+    sm = r.surrogate_metrics or {}
+    if sm.get("predicted") and sm.get("true"):
+        out["surrogate"] = (
+            plots.surrogate_scatter(sm["predicted"], sm["true"], rmse=sm.get("rmse"), kendall_tau=sm.get("kendall_tau")),
+            "Surrogate predicted vs true accuracy drop (points below the search's reference) on held-out "
+            "configurations" + (f"; protocol: {sm['protocol']}." if sm.get("protocol") else "."),
+        )
+    else:
+        pairs = [(e.predicted_accuracy, e.accuracy) for e in r.history if e.predicted_accuracy is not None]
+        if pairs:
+            out["surrogate"] = (
+                plots.surrogate_scatter([100 * (r.int8_accuracy - p) for p, _ in pairs],
+                                        [100 * (r.int8_accuracy - t) for _, t in pairs]),
+                "Surrogate prediction made before each true evaluation vs the measured accuracy drop "
+                "(points below int8 exact).",
+            )
+    return out
+
+
+# --------------------------------------------------------------------------- hand-off
+
+def _handoff(content: ReportContent, out_dir: Path) -> tuple[list[dict[str, Any]], str, list[Path]]:
+    """Copy the RTL of the usable multipliers; return the module records, ``filelist.f`` text and copies."""
+    from ..paths import rtl_dir
+
+    root = rtl_dir().resolve()
+    modules: list[dict[str, Any]] = []
+    listed: list[str] = []
+    copies: list[Path] = []
+    comments: list[str] = []
+    for name in content.used:
+        info = content.multipliers[name]
+        if info.status == "float":
+            continue
+        rows = [r for r in content.rows if r.multiplier == name]
+        record: dict[str, Any] = {
+            "name": name,
+            "status": info.status,
+            "problems": list(info.problems),
+            "ops": [r.name for r in rows],
+        }
+        m = info.multiplier
+        if m is not None:
+            ports = m.ports
+            record.update({
+                "verilog_module": ports.module,
+                "parameters": dict(ports.parameters),
+                "ports": {"a": ports.a, "b": ports.b, "y": ports.y, "a_width": ports.a_width,
+                          "b_width": ports.b_width, "y_width": ports.y_width},
+                "signed": bool(m.signed),
+                "family": m.family,
+                "rtl_source": m.rtl_path,
+                "rtl_sha256": m.rtl_sha256,
+                "metrics": {k: getattr(m.metrics, k) for k in ("mae", "mse", "wce", "mre", "error_rate", "bias", "std", "wre")},
+                "hardware": info.hw.to_json() if info.hw is not None else None,
+            })
+        if info.status != "ok" or info.rtl_file is None or info.rtl_file.suffix not in RTL_SUFFIXES:
+            label = info.status.upper() if info.status != "ok" else "NOT RTL"
+            comments.append(f"// {name}: {label}, left out: " + "; ".join(info.problems))
+            record["rtl_file"] = None
+            modules.append(record)
+            continue
+        src = info.rtl_file
+        try:
+            rel = src.relative_to(root)
+        except ValueError:  # a user design outside rtl/
+            rel = Path(src.name)
+        dst = out_dir / "rtl" / rel
+        if dst not in copies:
+            atomic_write_bytes(dst, src.read_bytes())
+            copies.append(dst)
+        assert sha256_file(dst) == m.rtl_sha256, "copied RTL differs from the database record"
+        record["rtl_file"] = dst.relative_to(out_dir).as_posix()
+        params = " ".join(f"{k}={v}" for k, v in m.ports.parameters.items())
+        comments.append(f"// {name}: module {m.ports.module}{' #(' + params + ')' if params else ''}, "
+                        f"sha256 {m.rtl_sha256}")
+        if record["rtl_file"] not in listed:
+            listed.append(record["rtl_file"])
+        modules.append(record)
+    text = "\n".join([
+        "// axhw hardware hand-off: RTL sources of the distinct multipliers of the chosen configuration.",
+        "// Paths are relative to this file's folder: run the tool from there (e.g. iverilog -c filelist.f),",
+        "// or pass -F filelist.f to tools that resolve paths against the file list.",
+        *comments,
+        *listed,
+    ]) + "\n"
+    return modules, text, copies
+
+
+# --------------------------------------------------------------------------- sections
+
+def _summary(content: ReportContent) -> Section:
+    r, c = content.result, content.chosen
+    blocks: list[Any] = []
+    blocks += [Note(flag, "warning") for flag in content.flags]
+    blocks += [Note(note) for note in content.notes]
+    blocks.append(Paragraph(
+        f"Model `{r.model_name}` on data set `{r.dataset}`: {len(r.ops)} approximable ops, "
+        f"{len(r.candidates)} candidate multipliers ({', '.join(f'`{m}`' for m in r.candidates)}). "
+        f"Search method `{r.method}` with seed {r.seed} made {len(r.history)} true evaluations."
+    ))
+    drop = lambda acc: f"{100 * (r.int8_accuracy - acc):+.2f}"  # noqa: E731
+    rows = [
+        ["fp32 (float model)", _pct(r.fp32_accuracy), drop(r.fp32_accuracy)],
+        ["int8, every multiplier exact", _pct(r.int8_accuracy), drop(r.int8_accuracy)],
+        [_chosen_label(content) + ", before retraining", _pct(c.accuracy), drop(c.accuracy)],
+    ]
+    if content.retrained is not None:
+        settings = ", ".join(f"{k}={v}" for k, v in content.retrained.items() if k != "accuracy")
+        acc = float(content.retrained["accuracy"])
+        rows.append([f"chosen configuration, after retraining{' (' + settings + ')' if settings else ''}",
+                     _pct(acc), drop(acc)])
+    else:
+        rows.append(["chosen configuration, after retraining", "not retrained", "n/a"])
+    blocks.append(Table(["configuration", "top-1 accuracy", "drop vs int8 exact (points)"], rows, ["l", "r", "r"]))
+
+    met = r.constraint_met()
+    min_acc = content.constraint_accuracy
+    constraint = (f"accuracy drop ≤ {r.max_accuracy_drop:g} points below int8 exact "
+                  f"(accuracy ≥ {_pct(min_acc)}): " + ("met" if met else "NOT met by any evaluation; "
+                                                        "the closest configuration is shown"))
+    energy_chosen = sum(row.energy_per_image_pj for row in content.rows) if all(
+        row.energy_per_image_pj is not None for row in content.rows) else None
+    source = "search's power model" if content.energy_source == "search" else "current database"
+    hw_rows = [
+        ["multiplier power, relative to all-exact int8", f"{_pct(c.power_rel)} (saving {_pct(1 - c.power_rel)})"],
+        ["multiplier area (MAC-weighted), relative to all-exact int8",
+         _pct(c.area_rel) if c.area_rel is not None else "not recorded (a candidate has no area)"],
+        ["constraint", constraint],
+        ["distinct multiplier modules", str(len([n for n in content.used if n != "fp32"]))],
+        ["cell library (hardware costs)", ", ".join(f"{lib['liberty']} at {lib['clock_ns']:g} ns clock"
+                                                  for lib in content.liberties) or "n/a"],
+    ]
+    if energy_chosen is not None:
+        hw_rows.append([f"multiplier energy per image ({source})", f"{energy_chosen / 1e6:.4g} µJ"])
+    if content.power_rel_db is not None:
+        hw_rows.append([f"power relative to all-exact, recomputed from the {source}", _pct(content.power_rel_db)])
+    blocks.append(Table(["quantity", "value"], hw_rows))
+    if not met:
+        blocks.append(Note(f"no evaluated configuration meets the constraint; the report shows the most accurate "
+                           f"one. Relax `max_accuracy_drop`, enlarge the budget or retrain.", "warning"))
+    return Section("Summary", "summary", blocks)
+
+
+def _per_layer(content: ReportContent) -> Section:
+    rows = []
+    for k, row in enumerate(content.rows):
+        m = row.info.multiplier
+        metrics = m.metrics if m is not None else None
+        rows.append([
+            str(k), f"`{row.name}`", KIND_LABELS.get(row.kind, row.kind), _int(row.macs_per_image), row.multiplier,
+            _num(metrics.mae if metrics else None), _num(metrics.wce if metrics else None),
+            _num(metrics.bias if metrics else None), _num(row.energy_pj), _pct(row.share), _status(row.info),
+        ])
+    header = ["#", "op", "kind", "MACs / image", "multiplier", "MAE", "WCE", "bias", "energy / mult. (pJ)",
+              "share of power", "status"]
+    total_macs = sum(r.macs_per_image for r in content.rows)
+    blocks: list[Any] = [
+        Paragraph("One row per approximable op of the model, in model order. MAE, WCE and bias are the "
+                  "multiplier's error over all 65,536 int8 operand pairs (product units); energy per "
+                  "multiplication is from its hardware-cost record; share of power is the op's "
+                  "MACs × energy over the model's total."),
+        Table(header, rows, ["r", "l", "l", "r", "l", "r", "r", "r", "r", "r", "l"]),
+        Paragraph(f"{len(content.rows)} ops, {_int(total_macs)} MACs per image in total."),
+    ]
+    return Section("Per-layer assignment", "layers", blocks)
+
+
+def _search(content: ReportContent, figures: dict[str, tuple[bytes, str]]) -> Section:
+    r = content.result
+    blocks: list[Any] = []
+    missing = {
+        "accuracy_vs_power": "",
+        "sensitivity": "the result has no sensitivity profile",
+        "mcts_rewards": f"method `{r.method}` records no MCTS rewards",
+        "surrogate": "the result has no surrogate predictions",
+    }
+    for key in missing:
+        if key in figures:
+            png, caption = figures[key]
+            blocks.append(Figure(f"plots/{key}.png", png, caption))
+        else:
+            blocks.append(Note(f"no {key.replace('_', ' ')} plot: {missing[key]}."))
+    sm = r.surrogate_metrics or {}
+    if "rmse" in sm or "kendall_tau" in sm:
+        blocks.append(Paragraph(
+            f"Surrogate on held-out true evaluations: RMSE {_num(sm.get('rmse'), '.3f')} points, "
+            f"Kendall τ {_num(sm.get('kendall_tau'), '.3f')}"
+            f" (n = {len(sm.get('true') or [])})."))
+    per_method = []
+    for method in sorted({e.method for e in r.history}):
+        evals = [e for e in r.history if e.method == method]
+        feasible = [e for e in evals if r.accuracy_drop(e) <= r.max_accuracy_drop + 1e-9]
+        best = min(feasible, key=lambda e: (e.power_rel, -e.accuracy)) if feasible else None
+        per_method.append([method, str(len(evals)), str(len(r.pareto(method))), str(len(feasible)),
+                           _pct(1 - best.power_rel) if best else "none feasible",
+                           _pct(best.accuracy) if best else "n/a"])
+    blocks.append(Table(["method", "true evaluations", "Pareto points", "meeting constraint",
+                         "best power saving meeting constraint", "its accuracy"], per_method,
+                        ["l", "r", "r", "r", "r", "r"]))
+    front = [[str(e.index), e.method, _pct(e.power_rel), _pct(e.accuracy), f"{r.accuracy_drop(e):+.2f}",
+              "yes" if r.accuracy_drop(e) <= r.max_accuracy_drop + 1e-9 else "no"] for e in r.pareto()]
+    blocks.append(Paragraph("Pareto front over all methods (true evaluations):"))
+    blocks.append(Table(["evaluation", "method", "power vs all-exact", "accuracy", "drop (points)", "meets constraint"],
+                        front, ["r", "l", "r", "r", "r", "l"]))
+    return Section("Search", "search", blocks)
+
+
+def _handoff_section(content: ReportContent, modules: list[dict[str, Any]], filelist: str) -> Section:
+    rows = []
+    total_macs = sum(r.macs_per_image for r in content.rows) or 1
+    for rec in modules:
+        hw = rec.get("hardware") or {}
+        macs = sum(r.macs_per_image for r in content.rows if r.multiplier == rec["name"])
+        params = ", ".join(f"{k}={v}" for k, v in (rec.get("parameters") or {}).items()) or "-"
+        rows.append([
+            rec["name"], f"`{rec['verilog_module']}`" if rec.get("verilog_module") else "n/a", params,
+            f"`{rec['rtl_file']}`" if rec.get("rtl_file") else "left out",
+            f"`{rec['rtl_sha256']}`" if rec.get("rtl_sha256") else "n/a",
+            str(len(rec["ops"])), _pct(macs / total_macs, 1),
+            _num(hw.get("area_um2"), ".1f"), _num(hw.get("delay_ns"), ".3f"), _num(hw.get("power_mw"), ".4g"),
+            _num(hw.get("energy_pj"), ".4g"), hw.get("liberty", "n/a"), rec["status"].upper() if rec["status"] != "ok" else "ok",
+        ])
+    blocks: list[Any] = [
+        Paragraph(f"The chosen configuration uses {len(modules)} distinct multiplier module(s). Their RTL "
+                  "sources are copied into `rtl/` beside this report (checked against the database SHA-256) and "
+                  "listed in `filelist.f`; `config.json` holds the per-op assignment, ports, parameters and "
+                  "these costs in machine-readable form. Area, delay and power are from synthesis on the Liberty "
+                  "library named in each row, with uniformly random operands."),
+        Table(["multiplier", "Verilog module", "parameters", "RTL file", "RTL sha256", "ops", "MAC share",
+               "area (µm²)", "delay (ns)", "power (mW)", "energy / mult. (pJ)", "Liberty", "status"], rows,
+              ["l", "l", "l", "l", "l", "r", "r", "r", "r", "r", "r", "l", "l"]),
+    ]
+    for rec in modules:
+        if rec["status"] != "ok":
+            blocks.append(Note(f"`{rec['name']}` is {rec['status']} and is not part of the hand-off: "
+                               + "; ".join(rec["problems"]), "warning"))
+    blocks.append(Paragraph("`filelist.f`:"))
+    blocks.append(Code(filelist))
+    return Section("Hardware hand-off", "handoff", blocks)
+
+
+def _reproducibility(content: ReportContent) -> Section:
+    r = content.result
+    liberties = content.liberties
+    blocks: list[Any] = []
+    settings_rows = [["search seed", str(r.seed)], ["search method", r.method],
+                     ["max accuracy drop (points)", f"{r.max_accuracy_drop:g}"]]
+    for key in sorted(r.settings):
+        if key in ("multipliers", "energy_pj", "command"):
+            continue
+        value = r.settings[key]
+        settings_rows.append([key, json.dumps(value, sort_keys=True, default=str)])
+    blocks.append(Paragraph("Search settings, as recorded in the result:"))
+    blocks.append(Table(["setting", "value"], settings_rows))
+
+    names = sorted(set(r.versions) | set(content.versions_now))
+    blocks.append(Paragraph("Package versions when the search ran and when this report was written:"))
+    blocks.append(Table(["package", "search", "report"],
+                        [[n, str(r.versions.get(n, "not recorded")), content.versions_now.get(n, "-")] for n in names]))
+    tools: dict[str, set[str]] = {}
+    for name in content.used:
+        hw = content.multipliers[name].hw
+        for tool, version in (getattr(hw, "tools", None) or {}).items():
+            tools.setdefault(tool, set()).add(str(version))
+    if tools:
+        blocks.append(Paragraph("EDA tools that produced the hardware costs: "
+                                + ", ".join(f"{t} {' / '.join(sorted(v))}" for t, v in sorted(tools.items())) + "."))
+    lib_rows = []
+    for lib in liberties:
+        match = ("matches" if lib["sha256_now"] == lib["sha256"] else
+                 "file not found here" if lib["sha256_now"] is None else "DIFFERS: costs were computed on another file")
+        lib_rows.append([lib["liberty"], f"`{lib['path']}`" if lib["path"] else "unknown", f"`{lib['sha256']}`",
+                         f"{lib['clock_ns']:g}", match])
+    if lib_rows:
+        blocks.append(Table(["Liberty", "file", "sha256 (recorded)", "clock (ns)", "file now"], lib_rows))
+    db_rows = []
+    for name, info in content.multipliers.items():
+        for fname, sha in info.record_hashes.items():
+            db_rows.append([name, fname, f"`{sha}`"])
+        if not info.record_hashes and info.status != "float":
+            db_rows.append([name, "-", "no record files in the database folder" if info.status != "missing"
+                            else "MISSING"])
+    blocks.append(Paragraph("Multiplier database records (the chosen multipliers, every candidate and `exact`):"))
+    blocks.append(Table(["multiplier", "file", "sha256"], db_rows))
+    commands = []
+    search_cmd = r.settings.get("command")
+    commands.append(f"# search\n{search_cmd}" if search_cmd else "# search: command not recorded in the result")
+    commands.append(f"# report\n{content.command}" if content.command else "# report: written from the Python API")
+    blocks.append(Paragraph("Commands:"))
+    blocks.append(Code("\n".join(commands)))
+    return Section("Reproducibility", "reproducibility", blocks)
+
+
+# --------------------------------------------------------------------------- config.json
+
+def _config_json(content: ReportContent, modules: list[dict[str, Any]]) -> dict[str, Any]:
+    r, c = content.result, content.chosen
+    return {
+        "schema": CONFIG_SCHEMA,
+        "kind": "axhw.report.AcceleratorConfig",
+        "model": r.model_name,
+        "dataset": r.dataset,
+        "constraint": {"max_accuracy_drop_points": r.max_accuracy_drop, "reference": "int8_exact",
+                       "min_accuracy": content.constraint_accuracy, "met": r.constraint_met()},
+        "accuracy": {"fp32": r.fp32_accuracy, "int8_exact": r.int8_accuracy, "chosen": c.accuracy,
+                     "retrained": (content.retrained or {}).get("accuracy")},
+        "retraining": content.retrained,
+        "power_rel": c.power_rel,
+        "area_rel": c.area_rel,
+        "power_rel_recomputed": content.power_rel_db,
+        "search": {"method": r.method, "seed": r.seed, "evaluation_index": c.index, "evaluation_method": c.method,
+                   "true_evaluations": len(r.history)},
+        "assignment": {row.name: row.multiplier for row in content.rows},
+        "ops": [{"name": row.name, "kind": row.kind, "macs_per_image": row.macs_per_image,
+                 "multiplier": row.multiplier, "energy_pj": row.energy_pj, "power_share": row.share,
+                 "status": row.info.status} for row in content.rows],
+        "modules": modules,
+        "liberty": content.liberties,
+        "flags": list(content.flags),
+    }
+
+
+# --------------------------------------------------------------------------- entry point
+
+def write_report(
+    result: Any,
+    out_dir: str | os.PathLike,
+    *,
+    retrained: Mapping[str, Any] | None = None,
+    command: str | None = None,
+) -> ReportPaths:
+    """Write the accelerator configuration report of a search result.
+
+    Args:
+        result: a :class:`~axhw.search.SearchResult` (see :func:`axhw.report.load_result`
+            to read one from disk with clear errors).
+        out_dir: folder to write into (created; files already there are replaced).
+        retrained: the chosen configuration after retraining: ``{"accuracy": fraction in
+            [0, 1], ...}`` plus any settings to print (``grad``, ``epochs``...);
+            ``None`` reports "not retrained".
+        command: the command line that produced the report, printed in the
+            reproducibility section (``None``: "written from the Python API").
+
+    Returns:
+        The :class:`ReportPaths` written; ``flags`` lists the warnings the report carries.
+
+    Raises:
+        ConfigError: ``retrained`` is malformed.
+        DataError: the result has no evaluation.
+    """
+    out = Path(out_dir)
+    content = gather(result, retrained=retrained, command=command)
+    out.mkdir(parents=True, exist_ok=True)
+    figures = _figures(content)
+    plot_paths = {key: atomic_write_bytes(out / "plots" / f"{key}.png", png) for key, (png, _) in figures.items()}
+    modules, filelist, copies = _handoff(content, out)
+    sections = [
+        _summary(content),
+        _per_layer(content),
+        _search(content, figures),
+        _handoff_section(content, modules, filelist),
+        _reproducibility(content),
+    ]
+    title = f"Accelerator configuration report: {result.model_name} on {result.dataset}"
+    paths = ReportPaths(
+        out_dir=out,
+        markdown=atomic_write_text(out / "report.md", to_markdown(title, sections)),
+        html=atomic_write_text(out / "report.html", to_html(title, sections)),
+        config=atomic_write_json(out / "config.json", _config_json(content, modules)),
+        filelist=atomic_write_text(out / "filelist.f", filelist),
+        plots=plot_paths,
+        rtl=tuple(copies),
+        flags=tuple(content.flags),
+    )
+    return paths

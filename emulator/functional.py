@@ -1,0 +1,165 @@
+"""The one quantized matmul every approximate layer goes through.
+
+``quantized_matmul(a, b, a_scale, b_scale, table)`` computes, for float operands
+``a (..., M, K)`` and ``b (..., K, N)``::
+
+    a_q = quantize(a, a_scale)                 # int8 codes (activations: a)
+    b_q = quantize(b, b_scale)                 # int8 codes (weights / second operand: b)
+    acc = kernels.lut_matmul(a_q, b_q, table)  # int32: acc[m, n] = sum_k LUT[a_q[m, k], b_q[k, n]]
+    y   = acc * (a_scale * b_scale)            # float32, real units
+
+The first operand is always the activation (for ``Q·Kᵀ`` the queries, for ``A·V``
+the attention probabilities), so an asymmetric multiplier sees ``LUT[activation,
+weight]`` everywhere.
+
+Backward (``grad_mode``):
+
+* ``"ste"`` (default): the straight-through estimator of quantization-aware
+  training: ``round`` is treated as identity inside the code range and as a
+  constant where the value was clipped, and the product as exact, so
+  ``grad_a = (g @ b_deqᵀ) · [a not clipped]`` and ``grad_b = (a_deqᵀ @ g) · [b not clipped]``.
+* ``"lut"``: the product's own slope, from
+  :func:`axhw.emulator.gradients.lut_backward`, which returns gradients with
+  respect to the integer codes for ``grad_out`` given per unit of the int32
+  accumulator; they are divided by the operand scales (the STE of ``round``) and
+  masked like ``"ste"``.
+
+Scales receive no gradient.  ``backend="fakequant"`` is the float reference the
+emulator is tested against: ``fake_quantize(a) @ fake_quantize(b)`` in float32,
+meaningful only for the exact multiplier.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Final
+
+import torch
+
+from . import kernels
+from .quantization import QUANT_MAX, QUANT_MIN, dequantize, quantize
+
+__all__ = ["FAKE_QUANT", "GRAD_MODES", "quantized_matmul", "LutMatmulFunction"]
+
+#: Pseudo-backend: float fake-quantization of the exact product (the test reference).
+FAKE_QUANT: Final[str] = "fakequant"
+#: Values of an approximate module's ``grad_mode``.
+GRAD_MODES: Final[tuple[str, ...]] = ("ste", "lut")
+
+QuantRange = tuple[int, int]
+_SIGNED: Final[QuantRange] = (QUANT_MIN, QUANT_MAX)
+
+
+def _sum_to(grad: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """Reduce a broadcast gradient back to ``shape`` (sums the broadcast dims)."""
+    if grad.shape == shape:
+        return grad
+    lead = grad.dim() - len(shape)
+    grad = grad.sum(dim=tuple(range(lead))) if lead > 0 else grad
+    dims = tuple(i for i, (g, s) in enumerate(zip(grad.shape, shape)) if s == 1 and g != 1)
+    return grad.sum(dim=dims, keepdim=True) if dims else grad
+
+
+def _in_range(x: torch.Tensor, scale: torch.Tensor, qrange: QuantRange) -> torch.Tensor:
+    """Mask of elements that quantization does not clip (where the STE passes gradient)."""
+    codes = torch.round(x / scale)
+    return (codes >= qrange[0]) & (codes <= qrange[1])
+
+
+def _lut_forward(
+    a: torch.Tensor, b: torch.Tensor, a_scale: torch.Tensor, b_scale: torch.Tensor, table: Any, backend: str, a_range: QuantRange, b_range: QuantRange
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(y, a_q, b_q)``: the quantized product in real units and the int8 codes."""
+    a_q = quantize(a, a_scale, *a_range)
+    b_q = quantize(b, b_scale, *b_range)
+    acc = kernels.lut_matmul(a_q, b_q, table, backend=backend)  # int32
+    return acc.to(a_scale.dtype) * (a_scale * b_scale), a_q, b_q
+
+
+class LutMatmulFunction(torch.autograd.Function):
+    """Autograd function of :func:`quantized_matmul` (see the module docstring)."""
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        a: torch.Tensor,
+        b: torch.Tensor,
+        a_scale: torch.Tensor,
+        b_scale: torch.Tensor,
+        table: Any,
+        backend: str,
+        grad_mode: str,
+        grad_tables: Callable[[], Any] | None,
+        a_range: QuantRange,
+        b_range: QuantRange,
+    ) -> torch.Tensor:
+        out, a_q, b_q = _lut_forward(a, b, a_scale, b_scale, table, backend, a_range, b_range)
+        ctx.save_for_backward(a_q, b_q, a_scale, b_scale, _in_range(a, a_scale, a_range), _in_range(b, b_scale, b_range))
+        ctx.grad_mode = grad_mode
+        ctx.grad_tables = grad_tables
+        ctx.shapes = (a.shape, b.shape)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        a_q, b_q, a_scale, b_scale, a_mask, b_mask = ctx.saved_tensors
+        a_shape, b_shape = ctx.shapes
+        g = grad_out.to(a_scale.dtype)
+        if ctx.grad_mode == "lut":
+            from .gradients import lut_backward
+
+            grad_a_q, grad_b_q = lut_backward(g * (a_scale * b_scale), a_q, b_q, ctx.grad_tables())
+            grad_a = _sum_to(grad_a_q / a_scale, a_shape) if ctx.needs_input_grad[0] else None
+            grad_b = _sum_to(grad_b_q / b_scale, b_shape) if ctx.needs_input_grad[1] else None
+        else:
+            grad_a = _sum_to(g @ dequantize(b_q, b_scale).transpose(-2, -1), a_shape) if ctx.needs_input_grad[0] else None
+            grad_b = _sum_to(dequantize(a_q, a_scale).transpose(-2, -1) @ g, b_shape) if ctx.needs_input_grad[1] else None
+        grad_a = grad_a * a_mask if grad_a is not None else None
+        grad_b = grad_b * b_mask if grad_b is not None else None
+        return grad_a, grad_b, None, None, None, None, None, None, None, None
+
+
+def quantized_matmul(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    a_scale: torch.Tensor,
+    b_scale: torch.Tensor,
+    table: Any,
+    *,
+    backend: str = "auto",
+    grad_mode: str = "ste",
+    grad_tables: Callable[[], Any] | None = None,
+    a_range: QuantRange = _SIGNED,
+    b_range: QuantRange = _SIGNED,
+) -> torch.Tensor:
+    """Multiply two float tensors through an int8 product table.
+
+    Args:
+        a: ``(..., M, K)`` float activations.
+        b: ``(..., K, N)`` float second operand; leading dims equal to ``a``'s (or absent).
+        a_scale: 0-d float32 scale of ``a`` (real units per code).
+        b_scale: scale of ``b``: 0-d, or broadcastable to the output, e.g. ``(N,)`` per column.
+        table: a :class:`~axhw.emulator.kernels.LutTable` from ``kernels.prepare_table``;
+            ignored by ``backend="fakequant"``.
+        backend: kernel name for ``kernels.lut_matmul`` (``"auto"``, ``"reference"``,
+            ``"numba_cpu"``, ``"numba_cuda"``, ``"lowrank"``), or ``"fakequant"``.
+        grad_mode: ``"ste"`` or ``"lut"`` (see the module docstring).
+        grad_tables: zero-argument callable returning the ``GradTables`` of the
+            multiplier; called only by a ``"lut"`` backward.
+        a_range, b_range: code ranges of the operands; ``(0, 127)`` for softmax outputs.
+
+    Returns:
+        ``(..., M, N)`` product in real units: float64 when ``a`` is float64 (the
+        scales are promoted too, so a float64 model is emulated in float64), else float32.
+    """
+    if grad_mode not in GRAD_MODES:
+        raise ValueError(f"grad_mode must be one of {GRAD_MODES}, got {grad_mode!r}")
+    dtype = torch.float64 if a.dtype == torch.float64 else torch.float32
+    a_scale = a_scale.to(device=a.device, dtype=dtype)
+    b_scale = b_scale.to(device=a.device, dtype=dtype)
+    if backend == FAKE_QUANT:
+        a_fq = dequantize(quantize(a, a_scale, *a_range), a_scale)
+        b_fq = dequantize(quantize(b, b_scale, *b_range), b_scale)
+        return a_fq.to(dtype) @ b_fq.to(dtype)
+    if torch.is_grad_enabled() and (a.requires_grad or b.requires_grad):
+        return LutMatmulFunction.apply(a, b, a_scale, b_scale, table, backend, grad_mode, grad_tables, a_range, b_range)
+    return _lut_forward(a, b, a_scale, b_scale, table, backend, a_range, b_range)[0]

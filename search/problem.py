@@ -1,0 +1,219 @@
+"""The search problem every method works on: space, true evaluations, budget, checkpoint.
+
+:class:`SearchProblem` is the only way a method gets a true evaluation.  It
+
+* keeps the history (the all-exact reference first, as evaluation 0, free),
+* answers a configuration already in the history without spending budget,
+* stops at the budget (a method asking for more gets fewer evaluations back),
+* replays the evaluations of an interrupted run from its checkpoint, and saves the
+  checkpoint atomically after every batch.
+
+Checkpoint/resume works by deterministic replay: a search is a pure function of its
+settings, seed and the accuracies it measures, so a resumed search re-runs its (cheap)
+decisions, finds each configuration it had already evaluated in the checkpoint
+instead of re-evaluating it, and continues where the interrupted run stopped.  The
+tree, the surrogate's training data and its fits are rebuilt exactly on the way.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..errors import ConfigError, DataError
+from ..io import atomic_write_json
+from .evaluate import Evaluator
+from .result import Evaluation
+from .space import SearchSpace
+
+__all__ = ["SearchProblem", "CHECKPOINT_SCHEMA"]
+
+#: Version of the checkpoint JSON.
+CHECKPOINT_SCHEMA = 1
+
+
+class SearchProblem:
+    """Space + evaluator + budget + history, shared by every search method.
+
+    Args:
+        space: the design space.
+        evaluator: the true evaluator (cached, parallel).
+        reference_accuracy: accuracy that drops are measured from (int8 or fp32).
+        int8_accuracy: accuracy of the all-exact configuration.
+        max_accuracy_drop: the constraint, in points.
+        sensitivity: ``(n_ops, n_candidates)`` single-op drops in points (below int8).
+        budget: number of true evaluations allowed (the reference is free).
+        checkpoint: JSON file to save progress to and resume from (``None``: none).
+        fingerprint: identifies the search settings; a checkpoint of other settings
+            is refused.
+        progress: show a tqdm bar over the budget.
+
+    Raises:
+        ConfigError: the checkpoint belongs to a different search.
+    """
+
+    def __init__(self, space: SearchSpace, evaluator: Evaluator, *, reference_accuracy: float, int8_accuracy: float,
+                 max_accuracy_drop: float, sensitivity: np.ndarray, budget: int,
+                 checkpoint: str | os.PathLike | None = None, fingerprint: str = "", progress: bool = False,
+                 checkpoint_extra: dict[str, Any] | None = None) -> None:
+        self.space = space
+        self.evaluator = evaluator
+        self.reference_accuracy = float(reference_accuracy)
+        self.int8_accuracy = float(int8_accuracy)
+        self.max_accuracy_drop = float(max_accuracy_drop)
+        self.sensitivity = np.asarray(sensitivity, dtype=float)
+        self.budget = int(budget)
+        self.checkpoint = None if checkpoint is None else Path(checkpoint)
+        self.fingerprint = fingerprint
+        self.checkpoint_extra = dict(checkpoint_extra or {})
+        self.history: list[Evaluation] = []
+        self._keys: dict[tuple[int, ...], Evaluation] = {}
+        self._replay: dict[tuple[int, ...], float] = {}
+        self.n_replayed = 0
+        if self.checkpoint is not None and self.checkpoint.is_file():
+            self._replay = self._read_checkpoint(self.checkpoint)
+        self._bar: Any = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(total=self.budget, desc="true evaluations", unit="eval")
+        x0 = space.exact_config()
+        self._record([x0], [self.int8_accuracy], "reference", [None])
+
+    # ------------------------------------------------------------------ helpers
+    def drop(self, accuracy: float | np.ndarray) -> float | np.ndarray:
+        """Accuracy drop in points below the reference."""
+        return 100.0 * (self.reference_accuracy - np.asarray(accuracy, dtype=float)) if np.ndim(accuracy) \
+            else 100.0 * (self.reference_accuracy - float(accuracy))
+
+    @property
+    def n_spent(self) -> int:
+        """True evaluations spent (the reference excluded)."""
+        return len(self.history) - 1
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.budget - self.n_spent)
+
+    def is_evaluated(self, x: Sequence[int] | np.ndarray) -> bool:
+        return tuple(int(v) for v in x) in self._keys
+
+    def lookup(self, x: Sequence[int] | np.ndarray) -> Evaluation | None:
+        return self._keys.get(tuple(int(v) for v in x))
+
+    def training_data(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(X, drops)`` of every true evaluation so far (reference included)."""
+        X = np.array([self.space.encode(e.config) for e in self.history], dtype=np.int64)
+        return X, np.array([self.drop(e.accuracy) for e in self.history], dtype=float)
+
+    def best_feasible(self) -> Evaluation | None:
+        feasible = [e for e in self.history if self.drop(e.accuracy) <= self.max_accuracy_drop + 1e-9]
+        return min(feasible, key=lambda e: (e.power_rel, -e.accuracy, e.index)) if feasible else None
+
+    # --------------------------------------------------------------- evaluation
+    def evaluate(self, X: Sequence[Sequence[int]] | np.ndarray, method: str,
+                 predicted_drop: Sequence[float | None] | None = None) -> list[Evaluation]:
+        """True-evaluate configurations (rows of ``X``), within the budget.
+
+        Configurations already in the history come back as they are, free; new ones
+        are evaluated in one batch, in order, until the budget runs out (so the list
+        returned can be shorter than ``X``).
+
+        Args:
+            X: candidate-index rows.
+            method: name recorded in each new :class:`Evaluation`.
+            predicted_drop: the surrogate's predicted drop (points) of each row, if any.
+        """
+        X = np.atleast_2d(np.asarray(X, dtype=np.int64))
+        predicted_drop = list(predicted_drop) if predicted_drop is not None else [None] * len(X)
+        out: list[Evaluation | int] = []
+        new_rows: list[np.ndarray] = []
+        new_pred: list[float | None] = []
+        pending: dict[tuple[int, ...], int] = {}
+        for x, pred in zip(X, predicted_drop):
+            key = tuple(int(v) for v in x)
+            if key in self._keys:
+                out.append(self._keys[key])
+            elif key in pending:
+                out.append(pending[key])
+            elif len(new_rows) < self.remaining:
+                pending[key] = len(new_rows)
+                out.append(len(new_rows))
+                new_rows.append(x)
+                new_pred.append(pred)
+        if new_rows:
+            accuracies: list[float | None] = [self._replay.get(tuple(int(v) for v in x)) for x in new_rows]
+            missing = [i for i, a in enumerate(accuracies) if a is None]
+            self.n_replayed += len(new_rows) - len(missing)
+            if missing:
+                measured = self.evaluator.evaluate([self.space.decode(new_rows[i]) for i in missing])
+                for i, a in zip(missing, measured):
+                    accuracies[i] = a
+            created = self._record(new_rows, [float(a) for a in accuracies], method, new_pred)
+            out = [created[o] if isinstance(o, int) else o for o in out]
+            self.save_checkpoint()
+        return [o for o in out if isinstance(o, Evaluation)]
+
+    def _record(self, rows: Sequence[np.ndarray], accuracies: Sequence[float], method: str,
+                predicted_drop: Sequence[float | None]) -> list[Evaluation]:
+        created = []
+        for x, acc, pred in zip(rows, accuracies, predicted_drop):
+            e = Evaluation(
+                index=len(self.history),
+                method=method,
+                config=self.space.decode(x),
+                accuracy=float(acc),
+                power_rel=float(self.space.power_rel(x)),
+                area_rel=self.space.area_rel(x),
+                predicted_accuracy=None if pred is None else float(self.reference_accuracy - pred / 100.0),
+            )
+            self.history.append(e)
+            self._keys[tuple(int(v) for v in x)] = e
+            created.append(e)
+        if self._bar is not None and method != "reference":
+            self._bar.update(len(created))
+            best = self.best_feasible()
+            if best is not None:
+                self._bar.set_postfix_str(f"best saving {100 * (1 - best.power_rel):.1f}% at "
+                                          f"drop {self.drop(best.accuracy):.2f}", refresh=False)
+        return created
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    # --------------------------------------------------------------- checkpoint
+    def save_checkpoint(self) -> None:
+        """Write every true evaluation so far to the checkpoint file (atomically)."""
+        if self.checkpoint is None:
+            return
+        evaluations = {tuple(int(v) for v in self.space.encode(e.config)): e.accuracy for e in self.history[1:]}
+        evaluations.update(self._replay)  # keep replayed-but-not-yet-reached entries
+        atomic_write_json(self.checkpoint, {
+            "schema": CHECKPOINT_SCHEMA,
+            "kind": "axhw.search.checkpoint",
+            "fingerprint": self.fingerprint,
+            "candidates": self.space.candidates,
+            "ops": self.space.op_names,
+            "evaluations": [[list(k), float(v)] for k, v in evaluations.items()],
+            **self.checkpoint_extra,
+        })
+
+    def _read_checkpoint(self, path: Path) -> dict[tuple[int, ...], float]:
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise DataError(f"checkpoint {path} cannot be read ({exc}); delete it to start over") from exc
+        if data.get("kind") != "axhw.search.checkpoint" or data.get("schema") != CHECKPOINT_SCHEMA:
+            raise DataError(f"{path} is not an axhw search checkpoint of schema {CHECKPOINT_SCHEMA}; "
+                            "delete it or pass another --checkpoint path")
+        if data.get("fingerprint") != self.fingerprint:
+            raise ConfigError(f"checkpoint {path} belongs to a search with other settings (model, data, candidates, "
+                              "method, seed, constraint or method parameters differ); pass another checkpoint path, "
+                              "or delete it to start over")
+        return {tuple(int(v) for v in k): float(v) for k, v in data.get("evaluations", [])}

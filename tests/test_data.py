@@ -1,0 +1,185 @@
+"""Data sets (digits, image folders), the embedded default model and its training script."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from axhw.data import DIGITS_CALIB_SIZE, SPLITS, get_dataset, get_loader, num_classes
+from axhw.errors import DataError
+from axhw.models import DEFAULT_CONFIG, default_metrics, default_model, default_weights_path, load_model
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Tiny shapes gain nothing from threads, and spinning threads stall on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _digits_key(images: torch.Tensor) -> set[bytes]:
+    return {row.numpy().tobytes() for row in images.reshape(len(images), -1)}
+
+
+# ------------------------------------------------------------------------------ digits
+
+
+def test_digits_splits_are_disjoint_cover_everything_and_are_fixed():
+    sets = {split: get_dataset("digits", split, image_size=8) for split in SPLITS}
+    sizes = {split: len(ds) for split, ds in sets.items()}
+    assert sizes["train"] + sizes["val"] + sizes["test"] == 1797
+    assert sizes["calib"] == DIGITS_CALIB_SIZE
+    assert sizes["test"] >= 350  # one image is < 0.3 accuracy points
+    # the calib split is a subset of train; train, val and test do not overlap (by index)
+    torch.testing.assert_close(sets["calib"].images, sets["train"].images[:DIGITS_CALIB_SIZE])
+    again = get_dataset("digits", "test", image_size=8)
+    torch.testing.assert_close(again.images, sets["test"].images, rtol=0, atol=0)
+    assert torch.equal(again.targets, sets["test"].targets)
+    assert set(sets["test"].targets.tolist()) == set(range(10))
+    # the digits data set has a few duplicate images; the splits share almost none
+    overlap = _digits_key(sets["train"].images) & _digits_key(sets["test"].images)
+    assert len(overlap) <= 5
+
+
+@pytest.mark.parametrize("size,channels", [(None, 1), (16, 1), (32, 3)])
+def test_digits_shapes_and_normalization(size, channels):
+    ds = get_dataset("digits", "train", image_size=size, channels=channels)
+    side = 16 if size is None else size
+    image, label = ds[0]
+    assert image.shape == (channels, side, side) and image.dtype == torch.float32
+    assert isinstance(label, int) and 0 <= label < 10
+    if size in (None, 16) and channels == 1:
+        # normalized with the training statistics (bilinear upsampling keeps the mean)
+        assert abs(float(ds.images.mean())) < 0.05
+        assert 0.8 < float(ds.images.std()) < 1.2
+    if channels == 3:
+        assert torch.equal(ds.images[:, 0], ds.images[:, 2])
+
+
+def test_loader_limit_batches_and_seeded_shuffle():
+    loader = get_loader("digits", "test", batch_size=32, limit=70)
+    batches = list(loader)
+    assert [len(y) for _, y in batches] == [32, 32, 6]
+    first = [y.tolist() for _, y in get_loader("digits", "train", batch_size=16, shuffle=True, seed=3)][:3]
+    second = [y.tolist() for _, y in get_loader("digits", "train", batch_size=16, shuffle=True, seed=3)][:3]
+    other = [y.tolist() for _, y in get_loader("digits", "train", batch_size=16, shuffle=True, seed=4)][:3]
+    assert first == second and first != other
+
+
+def test_bad_specs_and_arguments_raise_data_error(tmp_path):
+    with pytest.raises(DataError, match="unknown data spec"):
+        get_dataset("mnist")
+    with pytest.raises(DataError, match="unknown split"):
+        get_dataset("digits", "holdout")
+    with pytest.raises(DataError, match="does not exist"):
+        get_dataset(f"imagefolder:{tmp_path / 'nope'}")
+    with pytest.raises(DataError, match="has no path"):
+        num_classes("imagefolder:")
+    with pytest.raises(DataError, match="image_size"):
+        get_dataset("digits", image_size=4)
+    with pytest.raises(DataError, match="batch_size"):
+        get_loader("digits", batch_size=0)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DataError, match="no class sub-folders"):
+        num_classes(f"imagefolder:{empty}")
+
+
+# ------------------------------------------------------------------------ image folder
+
+
+def _write_images(root, classes=("cat", "dog"), per_class=3):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for name in classes:
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            pixels = rng.integers(0, 255, size=(20, 24, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(root / name / f"{i}.png")
+
+
+def test_imagefolder_flat_tree_serves_every_split(tmp_path):
+    _write_images(tmp_path)
+    spec = f"imagefolder:{tmp_path}"
+    assert num_classes(spec) == 2
+    ds = get_dataset(spec, "calib", image_size=32)
+    image, label = ds[0]
+    assert image.shape == (3, 32, 32) and label == 0
+    assert len(ds) == 6 and len(get_dataset(spec, "test", image_size=32)) == 6
+    x, y = next(iter(get_loader(spec, "val", batch_size=4, image_size=16, channels=1)))
+    assert x.shape == (4, 1, 16, 16) and y.tolist() == [0, 0, 0, 1]
+
+
+def test_imagefolder_split_folders(tmp_path):
+    _write_images(tmp_path / "train", per_class=2)
+    _write_images(tmp_path / "val", classes=("cat", "dog", "eel"), per_class=1)
+    spec = f"imagefolder:{tmp_path}"
+    assert len(get_dataset(spec, "train", image_size=8)) == 4
+    assert len(get_dataset(spec, "calib", image_size=8)) == 4  # falls back to train/
+    assert len(get_dataset(spec, "val", image_size=8)) == 3
+    with pytest.raises(DataError, match="split 'test'"):
+        get_dataset(spec, "test")
+
+
+# ----------------------------------------------------------------------- default model
+
+
+def test_default_model_reaches_recorded_accuracy():
+    model = default_model()
+    metrics = default_metrics()
+    test = get_dataset("digits", "test")
+    with torch.no_grad():
+        accuracy = float((model(test.images).argmax(1) == test.targets).float().mean())
+    assert accuracy == pytest.approx(metrics["test_accuracy"], abs=1e-6)
+    assert accuracy >= 0.97
+    assert metrics["weights_sha256"] == __import__("hashlib").sha256(default_weights_path().read_bytes()).hexdigest()
+    from timm.layers import Attention, Mlp, PatchEmbed
+
+    kinds = {type(m) for m in model.modules()}
+    assert {Attention, Mlp, PatchEmbed} <= kinds and not model.training
+
+
+def test_load_model_names_checkpoints_and_errors(tmp_path):
+    path = tmp_path / "ckpt.pt"
+    torch.save({"state_dict": default_model().state_dict()}, path)
+    loaded = load_model("default", checkpoint=path)
+    for (name, a), (_, b) in zip(default_model().state_dict().items(), loaded.state_dict().items()):
+        assert torch.equal(a, b), name
+    assert load_model("default", num_classes=3).head.out_features == 3
+    tiny = load_model("vit_tiny_patch16_224", num_classes=5)
+    assert tiny.head.out_features == 5 and not tiny.training
+    with pytest.raises(DataError, match="unknown model"):
+        load_model("vit_nonexistent_model")
+    with pytest.raises(DataError, match="does not exist"):
+        load_model("default", checkpoint=tmp_path / "missing.pt")
+    torch.save({"bogus": torch.zeros(1)}, tmp_path / "bad.pt")
+    with pytest.raises(DataError, match="does not fit"):
+        load_model("default", checkpoint=tmp_path / "bad.pt")
+
+
+def test_training_is_seeded_and_writes_atomically(tmp_path):
+    from axhw.training import TrainConfig, main, train_default
+
+    config = TrainConfig(epochs=1, seed=5)
+    first = train_default(config, progress=False)
+    second = train_default(config, progress=False)
+    for (name, a), (_, b) in zip(first.model.state_dict().items(), second.model.state_dict().items()):
+        assert torch.equal(a, b), name
+    threads = torch.get_num_threads()
+    try:
+        assert main(["--epochs", "1", "--seed", "5", "--threads", str(threads), "--out", str(tmp_path)]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    metrics = json.loads((tmp_path / "digits_vit.json").read_text())
+    assert metrics["model_config"] == DEFAULT_CONFIG and metrics["train_config"]["seed"] == 5
+    assert 0.0 <= metrics["test_accuracy"] <= 1.0 and len(metrics["history"]) == 1
+    state = torch.load(tmp_path / "digits_vit.pt", weights_only=True)
+    for name, value in first.model.state_dict().items():
+        assert torch.equal(state[name], value), name
+    assert not list(tmp_path.glob(".*.tmp"))

@@ -1,0 +1,31 @@
+"""``axhw emulate`` on the embedded default model and the digits data."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from axhw.cli import main
+
+
+def test_emulate_prints_fp32_int8_and_config_top1(capsys, tmp_path):
+    config = tmp_path / "cfg.json"
+    config.write_text(json.dumps({"*": "exact", "blocks.0.*": "fp32"}))
+    assert main(["emulate", "--config", str(config), "--limit", "64", "--calib-batches", "1", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    rows = dict(re.findall(r"^(fp32|int8 exact|cfg\.json)\s+([\d.]+) %$", out, flags=re.M))
+    assert set(rows) == {"fp32", "int8 exact", "cfg.json"}, out
+    assert all(0.0 <= float(v) <= 100.0 for v in rows.values())
+    assert float(rows["fp32"]) > 80.0  # the committed digits model is trained
+    assert "64 images" in out
+
+
+def test_emulate_reports_bad_config_without_traceback(capsys, tmp_path):
+    config = tmp_path / "cfg.json"
+    config.write_text(json.dumps({"blocks.0.attn.qvk": "exact"}))
+    assert main(["emulate", "--config", str(config), "--limit", "8", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "matches no approximable layer" in err and "blocks.0.attn.qkv" in err and "Traceback" not in err
+    config.write_text("{not json")
+    assert main(["emulate", "--config", str(config), "--no-progress"]) == 2
+    assert "not valid JSON" in capsys.readouterr().err

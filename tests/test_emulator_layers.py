@@ -1,0 +1,229 @@
+"""The quantized matmul and the approximate layers, against independent float/numpy references."""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import importlib.util
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from timm.layers import Attention
+from timm.models.gcvit import WindowAttentionGlobal
+from timm.models.swin_transformer import WindowAttention
+from torch import nn
+
+from axhw.emulator import (
+    ATTENTION_MAPPING,
+    AxConv2d,
+    AxLinear,
+    exact_lut,
+    fake_quantize,
+    quantize,
+    quantized_matmul,
+    weight_scale,
+)
+from axhw.emulator.kernels import prepare_table
+
+# the package re-exports the function ``layers``, which shadows the module of the same name
+ax_layers = importlib.import_module("axhw.emulator.layers")
+
+APPROX = "trunc4_test"
+
+
+def truncated_lut(bits: int = 4) -> np.ndarray:
+    """Sign-magnitude product with the low ``bits`` bits of |a·b| dropped (an approximate design)."""
+    values = np.arange(-128, 128, dtype=np.int64)
+    exact = np.outer(values, values)
+    return (np.sign(exact) * ((np.abs(exact) >> bits) << bits)).astype(np.int32)
+
+
+@pytest.fixture
+def fake_library(monkeypatch):
+    """``axhw.library.load`` knowing one approximate 8-bit design and one 4-bit design."""
+    import axhw.library
+
+    def load(name: str):
+        if name == APPROX:
+            return SimpleNamespace(name=name, lut=truncated_lut(), ports=SimpleNamespace(a_width=8, b_width=8))
+        if name == "mul4_test":
+            return SimpleNamespace(name=name, lut=np.zeros((16, 16), np.int32), ports=SimpleNamespace(a_width=4, b_width=4))
+        raise axhw.errors.DatabaseError(f"no multiplier named {name!r}; available: {APPROX}, mul4_test")
+
+    monkeypatch.setattr(axhw.library, "load", load)
+    for cache in (ax_layers._cached_lut, ax_layers._prepared_table):
+        cache.cache_clear()
+    yield
+    for cache in (ax_layers._cached_lut, ax_layers._prepared_table):
+        cache.cache_clear()
+
+
+def numpy_lut_matmul(a_q: np.ndarray, b_q: np.ndarray, lut: np.ndarray) -> np.ndarray:
+    """Independent spec: out[..., m, n] = sum_k lut[a + 128, b + 128] (int64)."""
+    ia = a_q.astype(np.int64)[..., :, :, None] + 128
+    ib = b_q.astype(np.int64)[..., None, :, :] + 128
+    return lut.astype(np.int64)[ia, ib].sum(axis=-2)
+
+
+@pytest.mark.parametrize("backend", ["reference", "auto"])
+def test_quantized_matmul_matches_numpy_lut_sum(backend):
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(3, 5, 7, generator=gen)
+    b = torch.randn(3, 7, 4, generator=gen)
+    a_scale, b_scale = torch.tensor(0.02), torch.rand(4, generator=gen) * 0.02 + 0.005  # per-column scales
+    lut = truncated_lut()
+    got = quantized_matmul(a, b, a_scale, b_scale, prepare_table(lut), backend=backend)
+    acc = numpy_lut_matmul(quantize(a, a_scale).numpy(), quantize(b, b_scale).numpy(), lut)
+    want = torch.from_numpy(acc).float() * (a_scale * b_scale)
+    torch.testing.assert_close(got, want, rtol=0, atol=0)
+
+
+def test_softmax_operand_uses_unsigned_grid():
+    p = torch.softmax(torch.randn(2, 4, 6), dim=-1)
+    v = torch.randn(2, 6, 3)
+    got = quantized_matmul(p, v, torch.tensor(1 / 127), torch.tensor(0.03), prepare_table(exact_lut()), a_range=(0, 127))
+    want = fake_quantize(p, 1 / 127, 0, 127) @ fake_quantize(v, 0.03)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    assert quantize(p, 1 / 127, 0, 127).min() >= 0
+
+
+def test_ste_backward_is_fake_quant_gradient_with_clipping_mask():
+    gen = torch.Generator().manual_seed(1)
+    a = (torch.randn(6, 8, generator=gen) * 2).requires_grad_()
+    b = torch.randn(8, 5, generator=gen).requires_grad_()
+    a_scale, b_scale = torch.tensor(0.01), weight_scale(b.detach().t())  # a clips (|a| > 1.27)
+    g = torch.randn(6, 5, generator=gen)
+    quantized_matmul(a, b, a_scale, b_scale, prepare_table(exact_lut())).backward(g)
+    b_fq = fake_quantize(b.detach(), b_scale)
+    a_fq = fake_quantize(a.detach(), a_scale)
+    mask_a = (torch.round(a.detach() / a_scale).abs() <= 127).float()
+    torch.testing.assert_close(a.grad, (g @ b_fq.t()) * mask_a)
+    torch.testing.assert_close(b.grad, a_fq.t() @ g)
+    assert (mask_a == 0).any() and (a.grad[mask_a == 0] == 0).all()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("axhw.emulator.gradients") is None, reason="gradients module not written yet")
+def test_lut_grad_mode_of_exact_multiplier_equals_ste():
+    from axhw.emulator.gradients import gradient_tables
+
+    gen = torch.Generator().manual_seed(2)
+    a0, b0 = torch.randn(4, 6, generator=gen), torch.randn(6, 3, generator=gen)
+    scales = (torch.tensor(0.02), torch.tensor(0.02))
+    grads = {}
+    for mode in ("ste", "lut"):
+        a, b = a0.clone().requires_grad_(), b0.clone().requires_grad_()
+        out = quantized_matmul(a, b, *scales, prepare_table(exact_lut()), grad_mode=mode, grad_tables=lambda: gradient_tables(exact_lut()))
+        out.sum().backward()
+        grads[mode] = (a.grad, b.grad)
+    torch.testing.assert_close(grads["lut"][0], grads["ste"][0], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(grads["lut"][1], grads["ste"][1], rtol=1e-5, atol=1e-6)
+
+
+def _calibrated(module: nn.Module, *inputs: torch.Tensor) -> nn.Module:
+    module.calibrating = True
+    module(*inputs)
+    module.freeze()
+    return module
+
+
+def test_ax_linear_equals_linear_of_fake_quantized_operands():
+    torch.manual_seed(0)
+    lin = nn.Linear(12, 7)
+    x = torch.randn(2, 5, 12)
+    ax = _calibrated(AxLinear.from_float(lin, "exact", calibrator="max"), x)
+    want = F.linear(fake_quantize(x, ax.input_scale), fake_quantize(lin.weight, weight_scale(lin.weight)[:, None]), lin.bias)
+    torch.testing.assert_close(ax(x), want, rtol=1e-5, atol=1e-6)
+    assert ax.weight is lin.weight and "multiplier=exact" in repr(ax)
+
+
+def test_ax_linear_approximate_multiplier_matches_numpy(fake_library):
+    torch.manual_seed(0)
+    lin = nn.Linear(9, 4, bias=False)
+    x = torch.randn(3, 9)
+    ax = _calibrated(AxLinear.from_float(lin, APPROX, calibrator="max", per_channel=False), x)
+    w_scale = weight_scale(lin.weight, per_channel=False)
+    acc = numpy_lut_matmul(quantize(x, ax.input_scale).numpy(), quantize(lin.weight.detach().t(), w_scale).numpy(), truncated_lut())
+    torch.testing.assert_close(ax(x), torch.from_numpy(acc).float() * (ax.input_scale * w_scale), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(in_channels=3, out_channels=8, kernel_size=4, stride=4),  # patch embedding
+        dict(in_channels=4, out_channels=6, kernel_size=3, stride=2, padding=1, groups=2),
+        dict(in_channels=6, out_channels=6, kernel_size=3, padding=1, groups=6, bias=False),  # depthwise
+        dict(in_channels=3, out_channels=5, kernel_size=(3, 2), padding="same", dilation=2),
+    ],
+)
+def test_ax_conv2d_equals_conv_of_fake_quantized_operands(kwargs):
+    torch.manual_seed(0)
+    conv = nn.Conv2d(**kwargs)
+    x = torch.randn(2, kwargs["in_channels"], 9, 8)
+    ax = _calibrated(AxConv2d.from_float(conv, "exact", calibrator="max"), x)
+    w_fq = fake_quantize(conv.weight, weight_scale(conv.weight)[:, None, None, None])
+    want = conv._conv_forward(fake_quantize(x, ax.input_scale), w_fq, conv.bias)
+    got = ax(x)
+    assert got.shape == want.shape
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_ax_linear_state_dict_round_trips_scales_observers_and_multiplier():
+    torch.manual_seed(0)
+    lin = nn.Linear(6, 3)
+    x = torch.randn(4, 6)
+    ax = _calibrated(AxLinear.from_float(lin, "exact", calibrator="percentile"), x)
+    state = ax.state_dict()
+    assert {"input_scale", "input_observer.histogram", "_extra_state"} <= set(state)
+    fresh = AxLinear(6, 3, multiplier="exact")
+    fresh.load_state_dict(state)
+    torch.testing.assert_close(fresh(x), ax(x), rtol=0, atol=0)
+    assert float(fresh.input_observer.calculate_scale()) == float(ax.input_scale)
+
+
+def _float_attention(kind: type[nn.Module]) -> tuple[nn.Module, tuple]:
+    torch.manual_seed(0)
+    if kind is Attention:
+        return Attention(16, num_heads=2, qkv_bias=True), (torch.randn(2, 5, 16),)
+    if kind is WindowAttention:
+        mod = WindowAttention(16, num_heads=2, window_size=2)
+        mask = torch.zeros(2, 4, 4)
+        mask[1, :2, 2:] = mask[1, 2:, :2] = -100.0  # shifted-window style mask
+        return mod, (torch.randn(4, 4, 16), mask)
+    mod = WindowAttentionGlobal(16, num_heads=2, window_size=(2, 2))
+    return mod, (torch.randn(4, 4, 16), torch.randn(2, 4, 16))  # 2 images x 2 windows, global queries
+
+
+@pytest.mark.parametrize("kind", list(ATTENTION_MAPPING), ids=lambda k: k.__name__)
+def test_attention_with_fp32_products_equals_timm_forward(kind):
+    """Bias, masks, global queries and head layout are kept: float products reproduce timm exactly."""
+    mod, inputs = _float_attention(kind)
+    mod.eval()
+    if hasattr(mod, "fused_attn"):
+        mod.fused_attn = False
+    want = mod(*inputs)
+    ax = ATTENTION_MAPPING[kind].from_float(copy.deepcopy(mod), "fp32", "fp32")
+    assert isinstance(ax, kind) and set(dict(ax.named_parameters())) == set(dict(mod.named_parameters()))
+    torch.testing.assert_close(ax(*inputs), want, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", list(ATTENTION_MAPPING), ids=lambda k: k.__name__)
+def test_attention_products_go_through_the_table(kind, fake_library):
+    mod, inputs = _float_attention(kind)
+    ax = ATTENTION_MAPPING[kind].from_float(mod.eval(), "exact", APPROX, calibrator="max")
+    ax.qk.calibrating = ax.av.calibrating = True
+    ax(*inputs)
+    ax.qk.freeze(), ax.av.freeze()
+    seen = []
+    ax.av.operand_hook = lambda op, a, b, *rest: seen.append((op.kind, a.min().item() >= 0))
+    exact_out = ATTENTION_MAPPING[kind].from_float(mod, "exact", "exact", calibrator="max")
+    exact_out.load_state_dict({k: v for k, v in ax.state_dict().items() if "extra_state" not in k}, strict=False)
+    out = ax(*inputs)
+    assert seen == [("av", True)]
+    assert ax.av.multiplier == APPROX and float(ax.av.a_scale) == pytest.approx(1 / 127)
+    assert exact_out.av.multiplier == "exact"
+    assert not torch.allclose(out, exact_out(*inputs))
+    exact_out.load_state_dict(ax.state_dict())  # the multiplier travels in the extra state
+    assert exact_out.av.multiplier == APPROX

@@ -1,0 +1,64 @@
+"""`axhw search` and axhw.search.run on the real embedded default."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from axhw.cli import main
+
+
+def test_cli_search_bad_input_exits_2(capsys):
+    assert main(["search", "--candidates", ",", "--quiet"]) == 2
+    assert "candidate set is empty" in capsys.readouterr().err
+    assert main(["search", "--candidates", "no_such_multiplier", "--quiet", "--budget", "30"]) == 2
+    assert "no_such_multiplier" in capsys.readouterr().err
+
+
+def test_cli_search_help_lists_methods(capsys):
+    with pytest.raises(SystemExit):
+        main(["search", "--help"])
+    out = capsys.readouterr().out
+    for method in ("mcts", "mcts_uniform", "random", "greedy", "knapsack", "nsga2", "uniform"):
+        assert method in out
+
+
+def _costed_candidate():
+    from axhw import library
+    from axhw.errors import DatabaseError
+
+    names = []
+    for name in library.names():
+        try:
+            m = library.load(name)
+        except DatabaseError:
+            continue
+        if name != "exact" and m.hw is not None and m.metrics.mae > 0:
+            names.append((m.metrics.mae, name))
+    if not names:
+        pytest.skip("no approximate multiplier with a hardware-cost record in the database yet")
+    return min(names)[1]
+
+
+@pytest.mark.slow
+def test_cli_search_real_default_and_resume(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("AXHW_CACHE", str(tmp_path / "cache"))
+    name = _costed_candidate()
+    out = tmp_path / "r.json"
+    ckpt = tmp_path / "ckpt.json"
+    argv = ["search", "--candidates", name, "--budget", "25", "--eval-size", "64", "--calib-size", "32",
+            "--checkpoint", str(ckpt), "-o", str(out), "--quiet", "--no-cache"]
+    assert main(argv) == 0
+    assert "result written to" in capsys.readouterr().out
+    from axhw.search import SearchResult
+
+    result = SearchResult.load(out)
+    assert len(result.ops) == 25 and result.candidates == ["exact", name]
+    assert 1 <= len(result.history) - 1 <= 25
+    assert set(result.sensitivity) == {op.name for op in result.ops}
+    # resuming a finished search re-evaluates nothing
+    assert main(argv) == 0
+    again = SearchResult.load(out)
+    assert again.settings["replayed_from_checkpoint"] == len(again.history) - 1
+    assert json.loads(out.read_text())["history"] == result.to_json()["history"]
