@@ -63,6 +63,158 @@ STAGES: list[tuple[str, Callable[[Path], None]]] = [
 ]
 
 
+#: Loader settings shared by the accuracy and retraining stages, so their numbers agree.
+_DEMO_BATCH = 64
+_DEMO_CALIB_BATCHES = 4
+
+
+def _stage_default_model(out: Path) -> None:
+    """The embedded default ViT: trained here only when its committed weights are missing."""
+    from .models import DEFAULT_CONFIG, default_metrics, default_metrics_path, default_weights_path
+
+    if not default_weights_path().is_file():
+        from .training import TrainConfig, save, train_default
+
+        print(f"{default_weights_path()} is missing: training the default model (about a minute)")
+        save(train_default(TrainConfig()), default_weights_path(), default_metrics_path())
+    m = default_metrics()
+    cfg = DEFAULT_CONFIG
+    rows = [
+        ("model", f"timm VisionTransformer: {cfg['img_size']}x{cfg['img_size']}x{cfg['in_chans']} input, patch "
+                  f"{cfg['patch_size']}, dim {cfg['embed_dim']}, depth {cfg['depth']}, {cfg['num_heads']} heads, "
+                  f"{m['n_parameters']:,} parameters"),
+        ("data", f"scikit-learn digits: {m['n_train']} train / {m['n_val']} val / {m['n_test']} test images"),
+        ("fp32 accuracy", f"val {100 * m['val_accuracy']:.2f} %, test {100 * m['test_accuracy']:.2f} % "
+                          f"(epoch {m['best_epoch']}, trained in {m['train_seconds']} s)"),
+        ("weights", str(default_weights_path())),
+    ]
+    for key, value in rows:
+        print(f"{key:<16} {value}")
+
+
+def _stage_uniform_accuracy(out: Path) -> None:
+    """Test accuracy of the default model with each library multiplier applied to every layer.
+
+    Calibrates once (the scales do not depend on the multiplier), then swaps the
+    multipliers; accuracies are cached by model fingerprint in ``accuracy/evaluations.json``.
+    """
+    import json
+
+    from tqdm.auto import tqdm
+
+    from . import library
+    from .data import get_loader
+    from .emulator import approximate, evaluate, set_multipliers
+    from .emulator.retrain import model_fingerprint
+    from .io import atomic_write_bytes, atomic_write_json, atomic_write_text
+    from .models import default_model
+
+    folder = out / "accuracy"
+    cache_path = folder / "evaluations.json"
+    cache: dict[str, float] = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
+    test = get_loader("digits", "test", batch_size=_DEMO_BATCH)
+
+    def accuracy(net) -> float:
+        key = f"{model_fingerprint(net)}:digits:test:all"
+        if key not in cache:
+            cache[key] = float(evaluate(net, test, progress=False))
+            atomic_write_json(cache_path, cache)
+        return cache[key]
+
+    model = default_model()
+    fp32 = accuracy(model)
+    calib = get_loader("digits", "calib", batch_size=_DEMO_BATCH)
+    ax = approximate(model, {"*": "exact"}, calib, num_batches=_DEMO_CALIB_BATCHES, progress=False)
+    int8 = accuracy(ax)
+    multipliers = [m for m in library.load_all() if m.name != "exact"]
+    exact_hw = library.load("exact").hw
+    rows = []
+    for mult in tqdm(multipliers, desc="multipliers", unit="mult"):
+        set_multipliers(ax, {"*": mult.name})
+        saving = None
+        if mult.hw is not None and exact_hw is not None and exact_hw.energy_pj > 0:
+            saving = 1.0 - mult.hw.energy_pj / exact_hw.energy_pj
+        rows.append({"multiplier": mult.name, "accuracy": accuracy(ax), "mre": mult.metrics.mre, "energy_saving": saving})
+    rows.sort(key=lambda r: (-r["accuracy"], r["multiplier"]))
+    atomic_write_json(folder / "uniform.json", {"schema": 1, "fp32_accuracy": fp32, "int8_accuracy": int8, "rows": rows})
+
+    def pct(x: float | None) -> str:
+        return "n/a" if x is None else f"{100 * x:.1f}"
+
+    lines = ["| configuration | top-1 (%) | drop vs int8 (points) | MRE (%) | energy saving vs exact (%) |",
+             "|---|---:|---:|---:|---:|",
+             f"| fp32 | {100 * fp32:.2f} | | | |", f"| int8, exact multiplier | {100 * int8:.2f} | 0.00 | 0.0 | 0.0 |"]
+    lines += [f"| {r['multiplier']} everywhere | {100 * r['accuracy']:.2f} | {100 * (int8 - r['accuracy']):.2f} | "
+              f"{pct(r['mre'])} | {pct(r['energy_saving'])} |" for r in rows]
+    table = "\n".join(lines)
+    atomic_write_text(folder / "uniform.md", table + "\n")
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axis = plt.subplots(figsize=(10, 4))
+    axis.bar([r["multiplier"] for r in rows], [100 * r["accuracy"] for r in rows], color="tab:blue")
+    axis.axhline(100 * int8, color="tab:green", linestyle="--", label=f"int8 exact {100 * int8:.2f} %")
+    axis.set(ylabel="test top-1 (%)", title="default ViT on digits, one multiplier in every layer")
+    axis.tick_params(axis="x", rotation=60)
+    axis.legend()
+    fig.tight_layout()
+    import io as _io
+
+    buffer = _io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    atomic_write_bytes(folder / "uniform.png", buffer.getvalue())
+    print(table)
+    print(f"tables: {folder / 'uniform.md'}, {folder / 'uniform.json'}; plot: {folder / 'uniform.png'}")
+
+
+def _stage_retrain(out: Path) -> None:
+    """Retrain the multiplier that loses the most accuracy (while still above chance) with STE and gradient LUT.
+
+    A model that a multiplier drives to chance level carries no signal left to
+    recover (retraining it is training from scratch through broken products), so
+    those designs are listed and skipped; the largest loss among the rest is
+    retrained for one epoch with each gradient method (Adam, lr 5e-5).
+    """
+    import json
+
+    from .data import num_classes
+    from .emulator.retrain import retrain_config
+
+    uniform_path = out / "accuracy" / "uniform.json"
+    if not uniform_path.is_file():
+        raise AxhwError(f"{uniform_path} not found: the accuracy stage writes it; run the whole demo (`make demo`)")
+    uniform = json.loads(uniform_path.read_text())
+    chance = 1.0 / num_classes("digits")
+    collapsed = [r["multiplier"] for r in uniform["rows"] if r["accuracy"] <= 2 * chance]
+    usable = [r for r in uniform["rows"] if r["accuracy"] > 2 * chance]
+    if collapsed:
+        print(f"at chance level (<= {200 * chance:.0f} %), not retrained: {', '.join(collapsed)}")
+    if not usable or uniform["int8_accuracy"] - min(r["accuracy"] for r in usable) < 0.005:
+        print("no multiplier loses more than 0.5 points: nothing to retrain")
+        return
+    worst = min(usable, key=lambda r: (r["accuracy"], r["multiplier"]))
+    print(f"largest loss: {worst['multiplier']} everywhere ({100 * worst['accuracy']:.2f} %); "
+          "retraining 1 epoch with each gradient method")
+    report = retrain_config(worst["multiplier"], out_dir=out / "retrain", epochs=1, batch_size=_DEMO_BATCH,
+                            calib_batches=_DEMO_CALIB_BATCHES, progress=False)
+    print(report.table())
+    for grad, run in report.runs.items():
+        cached = " (from checkpoint)" if run.resumed_from_step == run.steps else ""
+        print(f"{grad}: {run.steps} steps, {run.seconds:.1f} s{cached}; kept epoch {run.best_epoch}")
+    print(f"tables: {report.files['summary_md']}, {report.files['summary_json']}; plot: {report.files['plot']}")
+
+
+STAGES += [
+    ("default model", _stage_default_model),
+    ("accuracy per multiplier", _stage_uniform_accuracy),
+    ("retraining", _stage_retrain),
+]
+
+
 def _stage_search(out: Path) -> None:
     """A short MCTS search on the embedded default; writes ``search_result.json``.
 

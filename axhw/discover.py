@@ -43,6 +43,7 @@ __all__ = ["discover", "read_sidecar", "parse_modules", "ModuleInfo", "PortInfo"
 #: Suffix of the optional port-override file next to a design (``mul.v`` -> ``mul.ports.json``).
 SIDECAR_SUFFIX = ".ports.json"
 _SIDECAR_KEYS = {"top", "a", "b", "y", "signed", "parameters"}
+_MAX_PRODUCT_BITS = 32  # tables are int32
 _PRODUCT_NAMES = ("y", "p", "prod", "product", "out", "z", "result", "o")
 _OPERAND_NAMES = (("a", "b"), ("x", "y"), ("in1", "in2"), ("a_i", "b_i"), ("op1", "op2"))
 
@@ -70,7 +71,7 @@ class ModuleInfo:
     name: str
     lineno: int
     ports: tuple[PortInfo, ...]
-    parameters: dict[str, int]
+    parameters: dict[str, int | None]  # None: a default this module's evaluator cannot compute
     instantiates: frozenset[str]
     clocked: tuple[tuple[int, str], ...] = field(default=())
 
@@ -299,6 +300,36 @@ def _pick(path: Path, mod: ModuleInfo, role: str, candidates: list[PortInfo], na
                        f"{', '.join(p.describe() for p in candidates)}; name it with --{role} PORT")
 
 
+def _pick_operands(path: Path, mod: ModuleInfo, inputs: list[PortInfo], a: str | None,
+                   b: str | None) -> tuple[PortInfo, PortInfo]:
+    """The two operand ports: named ones, else the two 8-bit inputs (a/b-like names first)."""
+    eight = [p for p in inputs if p.width == OPERAND_BITS]
+    if a is None and b is None and len(eight) > 2:
+        lowered = {p.name.lower(): p.name for p in eight}
+        pair = next(((lowered[x], lowered[z]) for x, z in _OPERAND_NAMES if x in lowered and z in lowered), None)
+        if pair is None:
+            raise VerilogError(f"{path}:{mod.lineno}: module {mod.name} has more than two 8-bit inputs "
+                               f"({', '.join(p.name for p in eight)}); name the operands with --a and --b")
+        a, b = pair
+    if a is None or b is None:
+        pool = [p.name for p in (eight if len(eight) >= 2 else inputs) if p.name not in (a, b)]
+        if len(pool) + (a is not None) + (b is not None) < 2:
+            found = ", ".join(p.describe() for p in inputs) or "none"
+            raise VerilogError(f"{path}:{mod.lineno}: only 8-bit operands are supported: module {mod.name} needs two "
+                               f"{OPERAND_BITS}-bit inputs; found inputs {found}")
+        a = a or pool.pop(0)
+        b = b or next(n for n in pool if n != a)
+    pa, pb = _pick(path, mod, "a", inputs, a, ()), _pick(path, mod, "b", inputs, b, ())
+    for port in (pa, pb):
+        if port.direction != "input":
+            raise VerilogError(f"{path}:{port.lineno}: operand {port.name} of {mod.name} must be an input, it is {port.direction}")
+        if port.width != OPERAND_BITS:
+            raise VerilogError(f"{path}:{port.lineno}: only {OPERAND_BITS}-bit operands are supported: found {port.describe()}")
+    if pa.name == pb.name:
+        raise VerilogError(f"{path}:{mod.lineno}: operands a and b are both {pa.name}; name two different ports")
+    return pa, pb
+
+
 def discover(
     path: str | os.PathLike,
     *,
@@ -347,29 +378,7 @@ def discover(
                            "characterize the combinational multiplier core (remove the registers or pass its module with --top)")
     inputs = [p for p in mod.ports if p.direction == "input"]
     outputs = [p for p in mod.ports if p.direction == "output"]
-    eight = [p for p in inputs if p.width == OPERAND_BITS]
-    if a is None and b is None and len(eight) > 2:
-        a, b = next(((x, z) for x, z in _OPERAND_NAMES if {x, z} <= {p.name.lower() for p in eight}), (None, None))
-        if a is None:
-            raise VerilogError(f"{path}:{mod.lineno}: module {mod.name} has more than two 8-bit inputs "
-                               f"({', '.join(p.name for p in eight)}); name the operands with --a and --b")
-    if a is None or b is None:
-        pool = [p for p in (eight if len(eight) >= 2 else inputs) if p.name not in (a, b)]
-        if len(pool) + (a is not None) + (b is not None) < 2:
-            found = ", ".join(p.describe() for p in inputs) or "none"
-            raise VerilogError(f"{path}:{mod.lineno}: only 8-bit operands are supported: module {mod.name} needs two "
-                               f"{OPERAND_BITS}-bit inputs; found inputs {found}")
-        a = a or pool[0].name
-        b = b or [p for p in pool if p.name != a][0].name
-    pa = _pick(path, mod, "a", inputs, a, ())
-    pb = _pick(path, mod, "b", inputs, b, ())
-    for port in (pa, pb):
-        if port.direction != "input":
-            raise VerilogError(f"{path}:{port.lineno}: operand {port.name} of {mod.name} must be an input, it is {port.direction}")
-        if port.width != OPERAND_BITS:
-            raise VerilogError(f"{path}:{port.lineno}: only {OPERAND_BITS}-bit operands are supported: found {port.describe()}")
-    if pa.name == pb.name:
-        raise VerilogError(f"{path}:{mod.lineno}: operands a and b are both {pa.name}; name two different ports")
+    pa, pb = _pick_operands(path, mod, inputs, a, b)
     need = pa.width + pb.width
     if not outputs:
         raise VerilogError(f"{path}:{mod.lineno}: module {mod.name} has no output port; expected a {need}-bit product")
@@ -380,6 +389,9 @@ def discover(
     if py.width < need:
         raise VerilogError(f"{path}:{py.lineno}: output {py.describe()} is {py.width} bits, narrower than needed: "
                            f"an {pa.width}x{pb.width} multiplier needs a {need}-bit product")
+    if py.width > _MAX_PRODUCT_BITS:
+        raise VerilogError(f"{path}:{py.lineno}: output {py.describe()} is {py.width} bits; products of at most "
+                           f"{_MAX_PRODUCT_BITS} bits are supported (name the {need}-bit product with --y)")
     others = [p for p in inputs if p.name not in (pa.name, pb.name)]
     if others:
         raise VerilogError(f"{path}:{mod.lineno}: module {mod.name} has inputs besides the operands "

@@ -77,8 +77,8 @@ def main(argv: list[str] | None = None) -> int:
             row = {
                 "seed": seed,
                 "n_evals": len(result.history) - 1,
-                "saving_0.5": 100 * result.best(0.5).power_saving if result.constraint_met(0.5) else 0.0,
-                "saving_1.0": 100 * result.best(1.0).power_saving if result.constraint_met(1.0) else 0.0,
+                "saving_0.5": max(0.0, 100 * result.best(0.5).power_saving) if result.constraint_met(0.5) else 0.0,
+                "saving_1.0": max(0.0, 100 * result.best(1.0).power_saving) if result.constraint_met(1.0) else 0.0,
                 "hv": float(curve[-1]),
                 "hv_curve": curve.tolist(),
                 "rmse": m.get("rmse"),

@@ -5,7 +5,7 @@ Typical use::
     from axhw.emulator import approximate, evaluate, layers
 
     ops = layers(model)                                   # [OpInfo(name, kind, macs_per_image)]
-    ax = approximate(model, {"*": "exact", "blocks.3.*": "drum6"}, calib_loader, num_batches=4)
+    ax = approximate(model, {"*": "exact", "blocks.3.*": "drum_k4"}, calib_loader, num_batches=4)
     top1 = evaluate(ax, test_loader)
 """
 
@@ -19,6 +19,7 @@ from .convert import (
     convert,
     evaluate,
     layers,
+    model_input_size,
     prepare,
     resolve_config,
     set_backend,
@@ -42,6 +43,7 @@ from .layers import (
     load_lut,
 )
 from .retrain import RetrainResult, retrain
+from .retrain import RetrainReport, RetrainResult, model_fingerprint, retrain, retrain_config
 from .quantization import (
     CALIBRATORS,
     Calibrator,
@@ -76,6 +78,8 @@ __all__ = [
     "MaxCalibrator",
     "OpInfo",
     "PercentileCalibrator",
+    "RetrainReport",
+    "RetrainResult",
     "RetrainResult",
     "approximate",
     "calibrate",
@@ -88,10 +92,14 @@ __all__ = [
     "fake_quantize",
     "layers",
     "load_lut",
+    "model_fingerprint",
+    "model_input_size",
     "prepare",
     "quantize",
     "quantized_matmul",
     "resolve_config",
+    "retrain",
+    "retrain_config",
     "retrain",
     "set_backend",
     "set_grad_mode",

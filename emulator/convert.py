@@ -22,7 +22,8 @@ Config rules
   Values are multiplier names, ``"exact"`` or ``"fp32"``.  A bare string means
   ``{"*": name}``.
 * Ops no pattern matches stay ``"fp32"``; ops under an ``exclude`` glob (default the
-  classifier ``head``, matched against the op name and each parent path) always do.
+  classifier ``head``, matched against the op name and each parent path) always do
+  (a pattern naming only excluded ops is an error unless its value is ``"fp32"``).
 * **Precedence**: when several patterns match one op, an exact name beats any glob,
   and among globs the one with more literal (non-wildcard) characters wins, e.g.
   ``blocks.0.*`` beats ``*``.  Equally specific patterns assigning *different*
@@ -66,6 +67,7 @@ __all__ = [
     "OpInfo",
     "DEFAULT_EXCLUDE",
     "layers",
+    "model_input_size",
     "resolve_config",
     "prepare",
     "calibrate",
@@ -140,19 +142,26 @@ def _find_ops(model: nn.Module, prefix: str = "") -> list[tuple[str, str, nn.Mod
     return found
 
 
+def model_input_size(model: nn.Module) -> tuple[int, int, int]:
+    """``(C, H, W)`` of one input image of a timm model.
+
+    Read from ``model.patch_embed`` (``img_size`` and the projection's input channels)
+    when present, as it follows ``img_size=`` overrides; else from
+    ``model.pretrained_cfg["input_size"]`` (which does not), else 3×224×224.
+    """
+    patch_embed = getattr(model, "patch_embed", None)
+    img_size = getattr(patch_embed, "img_size", None)
+    proj = getattr(patch_embed, "proj", None)
+    if img_size is not None and isinstance(proj, nn.Conv2d):
+        return (proj.in_channels, *img_size)
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    return tuple(cfg.get("input_size", (3, 224, 224)))  # type: ignore[return-value]
+
+
 def _example_input(model: nn.Module, input_size: tuple[int, int, int] | None) -> torch.Tensor:
-    if input_size is None:
-        patch_embed = getattr(model, "patch_embed", None)
-        img_size = getattr(patch_embed, "img_size", None)
-        proj = getattr(patch_embed, "proj", None)
-        if img_size is not None and isinstance(proj, nn.Conv2d):
-            input_size = (proj.in_channels, *img_size)
-        else:
-            cfg = getattr(model, "pretrained_cfg", None) or {}
-            input_size = tuple(cfg.get("input_size", (3, 224, 224)))
     param = next(iter(model.parameters()), None)
     device = param.device if param is not None else torch.device("cpu")
-    return torch.zeros(1, *input_size, device=device)
+    return torch.zeros(1, *(input_size or model_input_size(model)), device=device)
 
 
 def layers(model: nn.Module, input_size: tuple[int, int, int] | None = None) -> list[OpInfo]:
@@ -165,8 +174,8 @@ def layers(model: nn.Module, input_size: tuple[int, int, int] | None = None) -> 
 
     Args:
         model: a timm model (float or approximated).
-        input_size: ``(C, H, W)`` of one image; ``None`` reads it from
-            ``model.patch_embed`` or ``model.pretrained_cfg`` (else 3×224×224).
+        input_size: ``(C, H, W)`` of one image; ``None``: :func:`model_input_size`
+            (pass it for models without ``patch_embed`` built with another ``img_size``).
 
     Returns:
         One :class:`OpInfo` per op, in module order.
@@ -265,6 +274,8 @@ def resolve_config(model: nn.Module, config: Config, exclude: Iterable[str] = DE
         if any(fnmatch.fnmatchcase(op, pattern) for op in allowed):
             continue
         hidden = [op for op in ops if fnmatch.fnmatchcase(op, pattern)]
+        if hidden and config[pattern] == FP32:
+            continue  # an excluded layer explicitly left in float: consistent, not a mistake
         if hidden:
             raise ConfigError(
                 f"config pattern {pattern!r} matches only excluded layers ({', '.join(hidden[:4])}); "
@@ -470,8 +481,8 @@ def approximate(
 
     Example::
 
-        ax = approximate(model, {"*": "exact", "blocks.1*": "drum6"}, calib_loader, num_batches=4)
-        ax.axhw_config_["blocks.1.attn.qk"]   # 'drum6'
+        ax = approximate(model, {"*": "exact", "blocks.1*": "drum_k4"}, calib_loader, num_batches=4)
+        ax.axhw_config_["blocks.1.attn.qk"]   # 'drum_k4'
     """
     model = prepare(model, config, calibrator=calibrator, backend=backend, inplace=inplace, exclude=exclude, per_channel=per_channel)
     calibrate(model, calibration_data, num_batches=num_batches, progress=progress)

@@ -6,7 +6,7 @@
     a_q = quantize(a, a_scale)                 # int8 codes (activations: a)
     b_q = quantize(b, b_scale)                 # int8 codes (weights / second operand: b)
     acc = kernels.lut_matmul(a_q, b_q, table)  # int32: acc[m, n] = sum_k LUT[a_q[m, k], b_q[k, n]]
-    y   = acc * (a_scale * b_scale)            # float32, real units
+    y   = acc * (a_scale * b_scale)            # float32 (float64 for float64 a), real units
 
 The first operand is always the activation (for ``Q·Kᵀ`` the queries, for ``A·V``
 the attention probabilities), so an asymmetric multiplier sees ``LUT[activation,
@@ -25,8 +25,9 @@ Backward (``grad_mode``):
   masked like ``"ste"``.
 
 Scales receive no gradient.  ``backend="fakequant"`` is the float reference the
-emulator is tested against: ``fake_quantize(a) @ fake_quantize(b)`` in float32,
-meaningful only for the exact multiplier.
+emulator is tested against: ``fake_quantize(a) @ fake_quantize(b)`` as a float
+matmul, meaningful only for the exact multiplier.  Float64 operands are emulated in
+float64 throughout (scales promoted), which is how the end-to-end test compares.
 """
 
 from __future__ import annotations

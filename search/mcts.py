@@ -28,10 +28,12 @@ Rollout policy (``policy="hardware"``)
     by bisection so that the expected additive drop of a rollout,
     ``Σ_i Σ_m P(m | i) · max(S[i, m], 0)``, equals ``t``.  Measured sensitivities are
     coarse (one test image is 0.28-0.5 points, so many small drops read 0 and add up
-    unseen), so by default ``α`` is re-calibrated every round in ``[-4, 4]`` until the
-    *surrogate's* mean predicted drop of policy rollouts equals the round's target: the
-    policy's aggressiveness follows what the true evaluations have taught the
-    surrogate (a negative ``α`` favours the exact design).  ``policy="uniform"`` (the
+    unseen), so by default (``calibrate=True``) ``β`` is instead re-calibrated every
+    round, by bisection on ``log β ∈ [-3, 4]``, until the *surrogate's* mean predicted
+    drop of policy rollouts equals the round's target: the policy's caution follows
+    what the true evaluations have taught the surrogate, while designs with zero
+    sensitivity (an exact design that is merely cheaper) keep their full preference.
+    ``policy="uniform"`` (the
     ablation) draws every candidate with probability ``1 / n_candidates``, for both
     rollouts and expansion.
 
@@ -145,16 +147,16 @@ class MCTS:
         backup: ``"max"`` or ``"mean"`` of an iteration's rollout rewards.
         history_weight: how many times each true evaluation counts in the surrogate fit.
         elite_size: best earlier rollouts kept as candidates for true evaluation.
-        calibrate: re-calibrate ``α`` every round (hardware policy only): the value in
-            ``[-alpha, alpha]`` for which the surrogate's mean predicted drop of
-            ``calibration_samples`` rollouts equals the round's target.
+        calibrate: with ``beta="auto"``, calibrate ``β`` every round on the surrogate
+            (the value for which its mean predicted drop of ``calibration_samples``
+            rollouts equals the round's target) instead of on additive sensitivities.
         calibration_samples: rollouts used for that calibration.
         random_state: seed (``None``: numpy's global state); same seed, same history.
 
     Attributes:
         trees_: the root of the tree of each target.
         policies_: the latest rollout probabilities ``(n_ops, n_candidates)`` of each target.
-        alphas_: the ``α`` used in each round.
+        betas_: the ``β`` used in each round.
         rewards_: backed-up value of every iteration, in order.
         surrogate_: the last fitted surrogate pipeline.
         predictions_: ``(predicted drop, true drop)`` of every configuration this search
@@ -216,7 +218,7 @@ class MCTS:
         offset = 100.0 * (problem.reference_accuracy - problem.int8_accuracy)  # int8-drop -> reference-drop
         delta = problem.max_accuracy_drop
         targets = [float(t) * delta for t in self.targets] or [delta]
-        self.alphas_: list[float] = []
+        self.betas_: list[float | str] = []
         self.policies_: list[np.ndarray | None] = [None] * len(targets)
         self.trees_ = [_Node(n_cand) for _ in targets]
         self.rewards_: list[float] = []
@@ -230,9 +232,11 @@ class MCTS:
             t_index = round_index % len(targets)
             target = targets[t_index]
             root = self.trees_[t_index]
-            alpha = self._calibrated_alpha(problem, target, offset, rng) if self.calibrate else self.alpha
-            self.alphas_.append(alpha)
-            probs = rollout_policy(problem, self.policy, alpha, self.beta, target=target - offset)
+            beta: float | str = self.beta
+            if self.policy == "hardware" and self.beta == "auto" and self.calibrate:
+                beta = self._calibrated_beta(problem, target, offset, rng)
+            self.betas_.append(beta if isinstance(beta, str) else float(beta))
+            probs = rollout_policy(problem, self.policy, self.alpha, beta, target=target - offset)
             cum = np.cumsum(probs, axis=1)
             cum[:, -1] = 1.0
             self.policies_[t_index] = probs
@@ -269,27 +273,25 @@ class MCTS:
             round_index += 1
         return self
 
-    def _calibrated_alpha(self, problem: SearchProblem, target: float, offset: float,
-                          rng: np.random.RandomState) -> float:
-        """``α`` in ``[-alpha, alpha]`` whose rollouts' mean predicted drop is ``target`` (bisection)."""
-        if self.policy != "hardware":
-            return self.alpha
+    def _calibrated_beta(self, problem: SearchProblem, target: float, offset: float,
+                         rng: np.random.RandomState) -> float:
+        """``β`` whose rollouts' mean *predicted* drop equals ``target`` (bisection on log β)."""
         u = rng.random_sample((self.calibration_samples, problem.space.n_ops))  # common random numbers
 
-        def mean_drop(a: float) -> float:
-            cum = np.cumsum(rollout_policy(problem, "hardware", a, self.beta, target=target - offset), axis=1)
+        def mean_drop(b: float) -> float:
+            cum = np.cumsum(rollout_policy(problem, "hardware", self.alpha, b), axis=1)
             X = (u[:, :, None] > cum[None, :, :]).sum(axis=2).clip(max=problem.space.n_candidates - 1)
             return float(np.mean(self.surrogate_.predict(X)) + offset)
 
-        lo, hi = -float(self.alpha), float(self.alpha)
-        if mean_drop(hi) <= target:
-            return hi
-        if mean_drop(lo) > target:
-            return lo
-        for _ in range(12):
+        lo, hi = -3.0, 4.0  # log10 β
+        if mean_drop(0.0) <= target:
+            return 0.0
+        if mean_drop(10.0 ** hi) > target:
+            return 10.0 ** hi
+        for _ in range(14):
             mid = 0.5 * (lo + hi)
-            lo, hi = (mid, hi) if mean_drop(mid) <= target else (lo, mid)
-        return lo
+            lo, hi = (lo, mid) if mean_drop(10.0 ** mid) <= target else (mid, hi)
+        return 10.0 ** hi
 
     def _iterate(self, root: _Node, rng: np.random.RandomState, probs: np.ndarray, cum: np.ndarray,
                  n_ops: int) -> tuple[np.ndarray, list[_Node]]:
@@ -301,7 +303,9 @@ class MCTS:
             depth = len(prefix)
             if node.untried:
                 p = probs[depth, node.untried]
-                a = node.untried[int(rng.choice(len(node.untried), p=p / p.sum()))]
+                total = float(p.sum())
+                p = p / total if total > 0 else np.full(len(p), 1.0 / len(p))  # every untried one underflowed
+                a = node.untried[int(rng.choice(len(node.untried), p=p))]
                 node.untried.remove(a)
                 child = _Node(probs.shape[1])
                 node.children[a] = child

@@ -196,6 +196,7 @@ def test_pattern_matching_no_layer_suggests_close_names():
         resolve_config(tiny_vit(), {"blocks.0.attn.qvk": "exact"})
     with pytest.raises(ConfigError, match="only excluded layers.*exclude=()"):
         resolve_config(tiny_vit(), {"head": "exact"})
+    assert resolve_config(tiny_vit(), {"head": "fp32", "*": "exact"})["head"] == "fp32"  # explicit and consistent
 
 
 def test_unknown_multiplier_lists_available_names():

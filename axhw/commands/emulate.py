@@ -47,12 +47,16 @@ def _read_config(path: Path) -> dict[str, str]:
 
 def _run(args: argparse.Namespace) -> int:
     from .. import data, models
-    from ..emulator import compare_accuracy
-    from ..emulator.convert import _example_input
+    from ..emulator import compare_accuracy, model_input_size
 
+    if args.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError("--device cuda: no usable CUDA GPU here; run with --device cpu")
     config = _read_config(args.config) if args.config else {"*": args.multiplier or "exact"}
     model = models.load_model(args.model, checkpoint=args.checkpoint, num_classes=data.num_classes(args.data))
-    channels, side = _example_input(model, None).shape[1], _example_input(model, None).shape[-1]
+    channels, _, side = model_input_size(model)
     loaders = {
         split: data.get_loader(args.data, split, batch_size=size, image_size=side, channels=channels, limit=limit)
         for split, size, limit in (("calib", 32, None), ("test", args.batch_size, args.limit))

@@ -31,8 +31,8 @@ __all__ = ["Kernel", "KERNELS", "AUTO_MAX_TERMS", "lut_matmul", "select_backend"
 AUTO_MAX_TERMS = 6
 """``auto`` uses the low-rank path up to this many GEMM terms (``r + c``).
 
-Measured on the CPU (README): the low-rank path costs about 1.5-2x a float32 GEMM per
-term, the LUT kernel about 9x; on a GPU a GEMM term is cheaper still next to look-ups.
+Measured on the CPU (README): a low-rank term costs 0.2-2x a float32 GEMM (int8 GEMMs,
+gathers), the LUT kernel 5-8x; on a GPU a GEMM term is cheaper still next to look-ups.
 """
 
 

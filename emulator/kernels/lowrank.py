@@ -17,8 +17,8 @@ where ``U[A]`` is the (M, K*r) matrix of the gathered ``u_s(A[m, k])`` and ``V[B
 the (K*r, N) matrix of the ``v_s(B[k, n])``.  Both products run on BLAS/cuBLAS: the
 path costs ``c + r`` GEMMs the size of ``A @ B``, plus two gathers.
 
-**Finding the form.**  The rank ``r`` of ``R = lut - c*a*b`` is read off an SVD, then
-confirmed exactly: a skeleton (CUR) decomposition ``R = C W^-1 R_I`` over ``r``
+**Finding the form.**  The rank ``r`` of ``R = lut - c*a*b`` is read off the SVD of a
+random sketch, then confirmed exactly: a skeleton (CUR) decomposition ``R = C W^-1 R_I`` over ``r``
 pivot rows ``I`` and columns ``J`` (chosen by QR with column pivoting) is computed in
 rational arithmetic, scaled to integers (``U = d * C W^-1``, ``V = R_I^T``) and
 verified entry by entry with Python integers: ``U @ V.T == d * R``.  If it fails,
@@ -127,17 +127,30 @@ class LowRankForm:
         return " + ".join(parts) + (f" /{self.denominator}" if self.denominator != 1 else "")
 
 
-def _numeric_rank(matrix: np.ndarray) -> int:
+def _numeric_rank(matrix: np.ndarray, max_rank: int) -> int:
+    """Rank of ``matrix`` if at most ``max_rank``, else ``max_rank + 1``.
+
+    Read off a Gaussian sketch ``matrix @ omega`` with ``max_rank + 1`` columns: with
+    probability 1 it has the rank of ``matrix`` capped at ``max_rank + 1``, and its SVD
+    is 256 x 9 instead of 256 x 256 (a full SVD measured over a second here).  A wrong
+    guess is harmless: every form is verified exactly and the next rank is tried.
+    """
     if not matrix.any():
         return 0
-    return int(np.linalg.matrix_rank(matrix.astype(np.float64)))
+    omega = np.random.default_rng(0).standard_normal((matrix.shape[1], max_rank + 1))
+    return int(np.linalg.matrix_rank(matrix.astype(np.float64) @ omega))
 
 
 def _pivots(matrix: np.ndarray, rank: int) -> tuple[np.ndarray, np.ndarray]:
-    """``rank`` rows and columns spanning ``matrix`` (QR with column pivoting, twice)."""
+    """``rank`` rows and columns spanning ``matrix``: QR with column pivoting, twice.
+
+    The columns come from a (rank + 4)-row Gaussian sketch ``omega^T @ matrix``, which
+    has the same column dependencies with probability 1 and is far cheaper to factor.
+    """
     from scipy.linalg import qr
 
-    _, cols = qr(matrix.astype(np.float64), mode="r", pivoting=True)
+    omega = np.random.default_rng(1).standard_normal((rank + 4, matrix.shape[0]))
+    _, cols = qr(omega @ matrix.astype(np.float64), mode="r", pivoting=True)
     cols = np.sort(cols[:rank])
     _, rows = qr(matrix[:, cols].T.astype(np.float64), mode="r", pivoting=True)
     return np.sort(rows[:rank]), cols
@@ -235,7 +248,7 @@ def find_low_rank(lut: np.ndarray, max_rank: int = 8) -> LowRankForm | None:
     best: LowRankForm | None = None
     for exact_term in (True, False):
         residual = table - _EXACT_PRODUCT if exact_term else table
-        for rank in range(_numeric_rank(residual), max_rank + 1):
+        for rank in range(_numeric_rank(residual, max_rank), max_rank + 1):
             if best is not None and rank + exact_term >= best.terms:
                 break
             form = _integer_factors(residual, rank, exact_term)
