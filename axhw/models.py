@@ -29,7 +29,6 @@ __all__ = [
     "build_default",
     "default_model",
     "load_model",
-    "input_size",
 ]
 
 #: Name under which :func:`load_model` returns the embedded default.
@@ -168,21 +167,3 @@ def _load_checkpoint(model: nn.Module, path: Path) -> None:
         load_checkpoint(model, str(path), strict=True)
     except (RuntimeError, KeyError) as exc:
         raise DataError(f"checkpoint {str(path)!r} does not fit the default model: {exc}") from exc
-
-
-def input_size(model: nn.Module) -> tuple[int, int, int]:
-    """``(channels, height, width)`` of the images ``model`` expects.
-
-    Read from the patch embedding of ViT-style models (``patch_embed.img_size`` and
-    its projection's ``in_channels``), else from timm's ``pretrained_cfg``; falls
-    back to ``(3, 224, 224)``.
-    """
-    embed = getattr(model, "patch_embed", None)
-    size = getattr(embed, "img_size", None)
-    proj = getattr(embed, "proj", None)
-    if size is not None and isinstance(proj, nn.Conv2d):
-        height, width = (size, size) if isinstance(size, int) else tuple(size)
-        return int(proj.in_channels), int(height), int(width)
-    cfg = getattr(model, "pretrained_cfg", None) or {}
-    channels, height, width = cfg.get("input_size", (3, 224, 224))
-    return int(channels), int(height), int(width)

@@ -28,7 +28,7 @@ from .data import DIGITS_SPLIT_SEED, get_dataset
 from .io import atomic_write_bytes, atomic_write_json, sha256_bytes
 from .models import DEFAULT_CONFIG, build_default, default_metrics_path, default_weights_path
 
-__all__ = ["TrainConfig", "TrainResult", "train_default", "accuracy", "main"]
+__all__ = ["TrainConfig", "TrainResult", "train_default", "accuracy", "save", "main"]
 
 
 @dataclass(frozen=True)

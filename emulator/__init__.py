@@ -42,7 +42,6 @@ from .layers import (
     exact_lut,
     load_lut,
 )
-from .retrain import RetrainResult, retrain
 from .retrain import RetrainReport, RetrainResult, model_fingerprint, retrain, retrain_config
 from .quantization import (
     CALIBRATORS,
@@ -80,7 +79,6 @@ __all__ = [
     "PercentileCalibrator",
     "RetrainReport",
     "RetrainResult",
-    "RetrainResult",
     "approximate",
     "calibrate",
     "collect_operands",
@@ -100,7 +98,6 @@ __all__ = [
     "resolve_config",
     "retrain",
     "retrain_config",
-    "retrain",
     "set_backend",
     "set_grad_mode",
     "set_multipliers",

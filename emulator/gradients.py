@@ -206,17 +206,17 @@ def lut_backward_reference(
     M, K = a_q.shape[-2:]
     N = b_q.shape[-1]
     dtype, device = grad_out.dtype, grad_out.device
-    flat_da = tables.da.to(device=device, dtype=dtype).reshape(-1)
-    flat_db = tables.db.to(device=device, dtype=dtype).reshape(-1)
+    # both tables side by side, so one gather per (m, k, n) triple serves grad_a and grad_b
+    both = torch.stack([tables.da, tables.db], dim=-1).to(device=device, dtype=dtype).reshape(-1, 2)  # 65536, 2
     shared = all(d == 1 for d in b_q.shape[:-2])
     if shared:
         # b is shared by every batch element (a Linear weight): fold the batch into the rows
-        ia = (a_q.to(torch.int64) + 128).expand(*batch, M, K).reshape(1, -1, K)  # 1, Bt*M, K
+        ia = ((a_q.to(torch.int32) + 128) * 256).expand(*batch, M, K).reshape(1, -1, K)  # 1, Bt*M, K
         g = grad_out.expand(*batch, M, N).reshape(1, -1, N)  # 1, Bt*M, N
-        ib = (b_q.to(torch.int64) + 128).reshape(1, K, N)  # 1, K, N
+        ib = (b_q.to(torch.int32) + 128).reshape(1, K, N)  # 1, K, N
     else:
-        ia = (a_q.to(torch.int64) + 128).expand(*batch, M, K).reshape(-1, M, K)  # Bt, M, K
-        ib = (b_q.to(torch.int64) + 128).expand(*batch, K, N).reshape(-1, K, N)  # Bt, K, N
+        ia = ((a_q.to(torch.int32) + 128) * 256).expand(*batch, M, K).reshape(-1, M, K)  # Bt, M, K (row offsets)
+        ib = (b_q.to(torch.int32) + 128).expand(*batch, K, N).reshape(-1, K, N)  # Bt, K, N
         g = grad_out.expand(*batch, M, N).reshape(-1, M, N)  # Bt, M, N
     rows_total = ia.shape[1]
     grad_a = torch.empty(ia.shape, dtype=dtype, device=device)
@@ -225,10 +225,11 @@ def lut_backward_reference(
     for t in range(ia.shape[0]):
         for m0 in range(0, rows_total, rows):
             m1 = min(rows_total, m0 + rows)
-            index = ia[t, m0:m1, :, None] * 256 + ib[t, None, :, :]  # m, K, N
+            index = (ia[t, m0:m1, :, None] + ib[t, None, :, :]).reshape(-1).to(torch.int64)  # m*K*N
+            values = both.index_select(0, index).reshape(m1 - m0, K, N, 2)  # m, K, N, (da, db)
             gm = g[t, m0:m1, None, :]  # m, 1, N
-            grad_a[t, m0:m1] = (gm * flat_da[index]).sum(dim=-1)
-            grad_b[t] += (gm * flat_db[index]).sum(dim=0)
+            grad_a[t, m0:m1] = (gm * values[..., 0]).sum(dim=-1)
+            grad_b[t] += (gm * values[..., 1]).sum(dim=0)
     grad_a = grad_a.reshape(*batch, M, K).sum_to_size(a_q.shape)
     if shared:
         grad_b = grad_b.reshape(b_q.shape)

@@ -459,6 +459,7 @@ def _plot_runs(runs: dict[str, RetrainResult], path: Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.8))
     for grad, run in runs.items():
@@ -470,6 +471,7 @@ def _plot_runs(runs: dict[str, RetrainResult], path: Path) -> Path:
             ax_acc.plot(range(len(run.val_accuracy)), [100 * a for a in run.val_accuracy], marker="o", label=grad)
     ax_loss.set(xlabel="step", ylabel="training loss (moving average)", title="retraining loss")
     ax_acc.set(xlabel="epoch (0 = before)", ylabel="validation top-1 (%)", title="validation accuracy")
+    ax_acc.xaxis.set_major_locator(MaxNLocator(integer=True))
     for axis in (ax_loss, ax_acc):
         axis.grid(alpha=0.3)
         axis.legend()
@@ -536,9 +538,9 @@ def retrain_config(
 
     from axhw.data import get_loader, num_classes
     from axhw.io import atomic_write_json, atomic_write_text
-    from axhw.models import input_size, load_model
+    from axhw.models import load_model
 
-    from . import approximate, evaluate
+    from . import approximate, evaluate, model_input_size
 
     grads = tuple(grads)
     for grad in grads:
@@ -550,7 +552,7 @@ def retrain_config(
     out.mkdir(parents=True, exist_ok=True)
     device = torch.device(device) if device is not None else torch.device("cpu")
     base = load_model(model, checkpoint=checkpoint, num_classes=num_classes(data)).to(device)
-    channels, height, _ = input_size(base)
+    channels, height, _ = model_input_size(base)
 
     def loader(split: str, shuffle: bool = False, limit: int | None = None):
         return get_loader(data, split, batch_size=batch_size, shuffle=shuffle, image_size=height, channels=channels,

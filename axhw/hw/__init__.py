@@ -4,7 +4,9 @@ Area (µm²), cell count and mix from yosys synthesis onto a Liberty library;
 equivalence of the netlist with the RTL by exhaustive gate-level simulation;
 critical-path delay (ns) from OpenSTA; and data-aware power (mW) and energy per
 multiplication (pJ): per-net switching activity measured by gate-level simulation
-of an operand stream, annotated into OpenSTA.
+of an operand stream, annotated into OpenSTA.  Unsigned designs are costed inside a
+generated signed sign-magnitude wrapper (:func:`signed_wrapper`), the datapath the
+emulator's table ``sign(a·b)·M(|a|, |b|)`` stands for.
 
     >>> from axhw import hw
     >>> hw.cost("exact").area_um2                     # uniform int8 operands, osu018
@@ -13,7 +15,7 @@ of an operand stream, annotated into OpenSTA.
 """
 
 from .cache import load_costs
-from .design import Design, as_design
+from .design import Design, as_design, signed_wrapper, wrapper_source
 from .equivalence import EquivalenceError, check_equivalence
 from .flow import STEPS, FlowResult, characterize_many, cost, format_table, run_flow
 from .liberty import Liberty, cell_models, resolve_liberty
@@ -39,6 +41,8 @@ __all__ = [
     "STEPS",
     "Design",
     "as_design",
+    "signed_wrapper",
+    "wrapper_source",
     "Liberty",
     "resolve_liberty",
     "cell_models",

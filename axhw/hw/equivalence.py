@@ -5,6 +5,13 @@ and the gate-level netlist (with the library's Verilog cell models, zero-delay) 
 by side and applies every operand pair; any pair where the outputs differ (``!==``:
 X or Z counts as a difference) fails the check, and the error names the first such
 pair with both products.
+
+A sign-magnitude wrapper around an unsigned core (:func:`~axhw.hw.design.signed_wrapper`)
+is not compared with its own generated RTL but with what the emulator uses: the stored
+signed-index table of the database entry (``design.reference``, loaded into the bench
+with ``$readmemh``), or, for a design without one, ``sign(a·b)·M(|a|, |b|)`` computed
+in the bench from the core's RTL ``M`` with integer arithmetic (0 when a or b is 0),
+as :func:`axhw.library.sign_magnitude` defines it.
 """
 
 from __future__ import annotations
@@ -12,6 +19,8 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+
+import numpy as np
 
 from ..errors import SynthesisError
 from ..io import atomic_write_json, atomic_write_text
@@ -64,6 +73,64 @@ endmodule
 """
 
 
+def _loop(ports: PortSpec, expected: str, setup: str = "") -> str:
+    return f"""  integer i, errors;
+  initial begin
+    errors = 0;
+    for (i = 0; i < {1 << (ports.a_width + ports.b_width)}; i = i + 1) begin
+      {{a, b}} = i;
+{setup}      #1;
+      if ({expected} !== y_gl) begin
+        if (errors == 0) $display("AXHW_MISMATCH %b %b %b %b", a, b, {expected}, y_gl);
+        errors = errors + 1;
+      end
+    end
+    $display("AXHW_DONE %0d %0d", i, errors);
+    $finish;
+  end
+endmodule
+"""
+
+
+def _wrapped_bench(design: Design, gl_module: str, work: Path) -> str:
+    """Miter of a sign-magnitude wrapper's netlist against the stored table or the core RTL."""
+    ports, core = design.ports, design.core.ports
+    aw, bw, yw = ports.a_width, ports.b_width, ports.y_width
+    head = f"""`timescale 1ns/1ps
+module axhw_miter;
+  reg [{aw - 1}:0] a;
+  reg [{bw - 1}:0] b;
+  wire [{yw - 1}:0] y_gl;
+  {gl_module} gl (.{ports.a}(a), .{ports.b}(b), .{ports.y}(y_gl));
+"""
+    if design.reference is not None:
+        # reference[a + 2^(aw-1), b + 2^(bw-1)] -> word at address {a, b} (two's-complement codes).
+        ref = np.asarray(design.reference, dtype=np.int64)
+        rows = np.roll(np.arange(1 << aw), 1 << (aw - 1))  # code 0..2^aw-1 -> row a + 2^(aw-1)
+        cols = np.roll(np.arange(1 << bw), 1 << (bw - 1))
+        words = ref[np.ix_(rows, cols)].ravel() & ((1 << yw) - 1)
+        digits = (yw + 3) // 4
+        atomic_write_text(work / "reference.hex", "\n".join(format(int(w), f"0{digits}x") for w in words) + "\n")
+        return head + f"""  reg [{yw - 1}:0] table_ref [0:{(1 << (aw + bw)) - 1}];
+  initial $readmemh("reference.hex", table_ref);
+  wire [{yw - 1}:0] y_ref = table_ref[{{a, b}}];
+""" + _loop(ports, "y_ref")
+    params = ", ".join(f".{k}({int(v)})" for k, v in sorted(core.parameters.items()))
+    inst = f"{core.module} {'#(' + params + ') ' if params else ''}rtl"
+    return head + f"""  reg [{core.a_width - 1}:0] ma;
+  reg [{core.b_width - 1}:0] mb;
+  wire [{yw - 1}:0] p;
+  reg [{yw - 1}:0] y_ref;
+  integer sa, sb;
+  {inst} (.{core.a}(ma), .{core.b}(mb), .{core.y}(p));
+  always @* y_ref = (sa == 0 || sb == 0) ? {yw}'d0 : (((sa < 0) != (sb < 0)) ? -p : p);
+""" + _loop(ports, "y_ref", """      sa = $signed(a);
+      sb = $signed(b);
+      ma = sa < 0 ? -sa : sa;
+      mb = sb < 0 ? -sb : sb;
+""")
+
+
 def check_equivalence(design: Design, synth: SynthesisResult, models: Path, work: Path) -> int:
     """Simulate RTL and netlist on every operand pair; return the number of pairs checked.
 
@@ -86,9 +153,14 @@ def check_equivalence(design: Design, synth: SynthesisResult, models: Path, work
         raise SynthesisError(f"{design.name}: {ports.a_width}x{ports.b_width}-bit operands are too many for an "
                              f"exhaustive equivalence check (at most {MAX_EXHAUSTIVE_BITS} operand bits)")
     bench = work / "miter.v"
-    atomic_write_text(bench, _bench(ports, synth.module))
+    if design.core is not None:
+        atomic_write_text(bench, _wrapped_bench(design, synth.module, work))
+        sources = [] if design.reference is not None else [str(s) for s in design.core.sources]
+    else:
+        atomic_write_text(bench, _bench(ports, synth.module))
+        sources = [str(design.rtl)]
     includes = [f"-I{d}" for d in design.include_dirs]
-    run_tool(["iverilog", "-g2012", *includes, "-o", "miter.vvp", "-s", "axhw_miter", str(bench), str(design.rtl),
+    run_tool(["iverilog", "-g2012", *includes, "-o", "miter.vvp", "-s", "axhw_miter", str(bench), *sources,
               str(synth.netlist), str(models)], work / "equivalence_compile.log",
              f"iverilog compiling the equivalence bench of {design.name}", cwd=work)
     out = run_tool(["vvp", "-n", "miter.vvp"], work / "equivalence.log",
@@ -105,9 +177,14 @@ def check_equivalence(design: Design, synth: SynthesisResult, models: Path, work
         def show(bits: str) -> str:
             return str(_signed(int(bits, 2), ports.y_width, ports.signed)) if set(bits) <= {"0", "1"} else bits
 
-        raise EquivalenceError(f"{design.name}: the synthesized netlist differs from the RTL on "
+        what, source = "the RTL", "RTL"
+        if design.core is not None:
+            source = "reference"
+            what = ("the stored sign-magnitude table" if design.reference is not None
+                    else "sign(a·b)·M(|a|, |b|) of the core RTL")
+        raise EquivalenceError(f"{design.name}: the synthesized netlist differs from {what} on "
                                f"{done_match.group(2)} of {done_match.group(1)} operand pairs; first at "
-                               f"a={a}, b={b}: RTL gives {show(y_rtl)}, netlist gives {show(y_gl)} "
+                               f"a={a}, b={b}: {source} gives {show(y_rtl)}, netlist gives {show(y_gl)} "
                                f"(netlist: {synth.netlist}; log: {work / 'equivalence.log'})")
     atomic_write_json(done, {"vectors": int(done_match.group(1))})
     return int(done_match.group(1))

@@ -16,8 +16,10 @@
 
 Energy per multiplication = total power (mW) × clock period (ns) = pJ.
 
-Unsigned designs are driven with the magnitudes ``|a|``, ``|b|`` of the stream, as
-the database uses them in sign-magnitude form (the sign logic is not counted).
+Unsigned designs are costed inside their generated sign-magnitude wrapper
+(:func:`~axhw.hw.design.signed_wrapper`), a signed design driven by the same stream as
+any other; only a bare unsigned core (``Design.from_verilog(..., sign_magnitude=False)``)
+is driven with the magnitudes ``|a|``, ``|b|``.
 """
 
 from __future__ import annotations

@@ -60,7 +60,7 @@ class SynthesisResult:
 def _script(design: Design, liberty: Liberty, work: Path) -> str:
     ports = design.ports
     includes = " ".join(f"-I{d}" for d in design.include_dirs)
-    lines = [f"read_verilog -sv {includes} {design.rtl}"]
+    lines = [f"read_verilog -sv {includes} {source}" for source in design.sources]
     lines += [f"chparam -set {key} {int(value)} {ports.module}" for key, value in sorted(ports.parameters.items())]
     lines += [
         f"hierarchy -check -top {ports.module}",
