@@ -23,10 +23,10 @@ COMMAND_MODULES: tuple[str, ...] = (
     "axhw.commands.doctor",
     "axhw.commands.library",
     "axhw.commands.characterize",
-    "axhw.commands.report",
-    "axhw.commands.search",
-    "axhw.commands.retrain",
     "axhw.commands.emulate",
+    "axhw.commands.retrain",
+    "axhw.commands.search",
+    "axhw.commands.report",
 )
 
 

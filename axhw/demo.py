@@ -10,7 +10,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from .errors import AxhwError
 
@@ -66,6 +66,7 @@ STAGES: list[tuple[str, Callable[[Path], None]]] = [
 #: Loader settings shared by the accuracy and retraining stages, so their numbers agree.
 _DEMO_BATCH = 64
 _DEMO_CALIB_BATCHES = 4
+_DEMO_SEARCH_EVAL = 200  # test images per true evaluation in the search stage
 
 
 def _stage_default_model(out: Path) -> None:
@@ -233,7 +234,7 @@ def _stage_search(out: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConstraintWarning)
         result = run("default", "digits", candidates, max_accuracy_drop=1.0, budget=25, method="mcts", seed=0,
-                     eval_size=200, calib_size=128, checkpoint=out / "search_checkpoint.json", progress=False,
+                     eval_size=_DEMO_SEARCH_EVAL, calib_size=128, checkpoint=out / "search_checkpoint.json", progress=False,
                      settings={"command": "python -m axhw.demo  # stage: search (axhw.demo._stage_search)"})
     result.save(out / "search_result.json")
     best = result.best()
@@ -254,6 +255,21 @@ def _stage_search(out: Path) -> None:
 STAGES.append(("search", _stage_search))
 
 
+def _retrain_chosen(result: Any, config: dict[str, str], out: Path) -> dict[str, Any]:
+    """Retrain the search's chosen configuration (STE, 1 epoch) on the search's test subset.
+
+    Returns the ``retrained`` summary the report takes: ``accuracy`` in [0, 1] plus settings.
+    """
+    from .emulator.retrain import retrain_config
+
+    eval_size = int(result.settings.get("eval_images", _DEMO_SEARCH_EVAL))
+    report = retrain_config(config, out_dir=out / "retrain_chosen", grads=("ste",), epochs=1,
+                            batch_size=_DEMO_BATCH, calib_batches=_DEMO_CALIB_BATCHES, eval_size=eval_size,
+                            progress=False)
+    return {"accuracy": report.retrained_accuracy["ste"], "grad": "ste", "epochs": 1, "lr": 5e-5,
+            "test_images": eval_size, "before": report.approx_accuracy}
+
+
 def _stage_report(out: Path) -> None:
     """Write the accelerator configuration report of the search stage's result."""
     from .report import load_result, write_report
@@ -262,11 +278,13 @@ def _stage_report(out: Path) -> None:
     if not result_path.is_file():
         raise AxhwError(f"{result_path} not found: the search stage writes it; run the whole demo (`make demo`)")
     result = load_result(result_path)
-    paths = write_report(result, out / "report", command="python -m axhw.demo  # stage: report")
     chosen = result.best()
+    retrained = _retrain_chosen(result, chosen.config, out)
+    paths = write_report(result, out / "report", retrained=retrained, command="python -m axhw.demo  # stage: report")
     print(f"{'chosen configuration':<28} evaluation #{chosen.index} ({chosen.method}) of {len(result.history)}")
     print(f"{'accuracy int8 / chosen':<28} {result.int8_accuracy * 100:.2f} % / {chosen.accuracy * 100:.2f} %")
     print(f"{'multiplier power':<28} {chosen.power_rel * 100:.2f} % of all-exact")
+    print(f"{'after retraining (STE)':<28} {retrained['accuracy'] * 100:.2f} %")
     print(f"{'flags':<28} {len(paths.flags)}")
     for flag in paths.flags:
         print(f"  warning: {flag}")

@@ -242,7 +242,24 @@ class AxOp(nn.Module):
         )
 
 
-class AxLinear(AxOp, nn.Linear):
+class _WeightedAxOp(AxOp):
+    """An approximate op with a float weight and one calibrated input (Linear, Conv2d)."""
+
+    def _adopt(self, mod: nn.Module) -> "_WeightedAxOp":
+        """Share ``mod``'s weight and bias and copy its train/eval mode; returns ``self``."""
+        self.weight = mod.weight
+        self.bias = mod.bias
+        self.train(mod.training)
+        return self
+
+    def freeze(self) -> list[str]:
+        missing: list[str] = []
+        self.input_scale.copy_(self._frozen_scale(self.input_observer, missing, "input"))
+        self.calibrating = False
+        return missing
+
+
+class AxLinear(_WeightedAxOp, nn.Linear):
     """``nn.Linear`` whose products go through an int8 multiplier.
 
     Input quantized per tensor (scale from the calibrator), weight per output channel
@@ -283,16 +300,7 @@ class AxLinear(AxOp, nn.Linear):
     def from_float(cls, mod: nn.Linear, multiplier: str, **kwargs: Any) -> "AxLinear":
         """An ``AxLinear`` sharing ``mod``'s weight and bias (keyword args as the constructor)."""
         new = cls(mod.in_features, mod.out_features, bias=mod.bias is not None, multiplier=multiplier, device=mod.weight.device, **kwargs)
-        new.weight = mod.weight
-        new.bias = mod.bias
-        new.train(mod.training)
-        return new
-
-    def freeze(self) -> list[str]:
-        missing: list[str] = []
-        self.input_scale.copy_(self._frozen_scale(self.input_observer, missing, "input"))
-        self.calibrating = False
-        return missing
+        return new._adopt(mod)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.calibrating:
@@ -320,7 +328,7 @@ def _conv_padding(conv: nn.Conv2d) -> tuple[int, int, int, int]:
     return pw, pw, ph, ph
 
 
-class AxConv2d(AxOp, nn.Conv2d):
+class AxConv2d(_WeightedAxOp, nn.Conv2d):
     """``nn.Conv2d`` computed as a GEMM over unfolded patches through an int8 multiplier.
 
     For input ``x (B, C, H, W)`` with ``G`` groups, patches ``(B, C·kh·kw, L)`` from
@@ -370,16 +378,7 @@ class AxConv2d(AxOp, nn.Conv2d):
             dilation=mod.dilation, groups=mod.groups, bias=mod.bias is not None, multiplier=multiplier,
             device=mod.weight.device, **kwargs,
         )
-        new.weight = mod.weight
-        new.bias = mod.bias
-        new.train(mod.training)
-        return new
-
-    def freeze(self) -> list[str]:
-        missing: list[str] = []
-        self.input_scale.copy_(self._frozen_scale(self.input_observer, missing, "input"))
-        self.calibrating = False
-        return missing
+        return new._adopt(mod)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.calibrating:

@@ -5,6 +5,13 @@
 products kept in a build folder and the final :class:`~axhw.records.HardwareCost`
 in ``hw.json``.  ``characterize_many()`` runs it over database entries in a process
 pool with a progress bar.
+
+An unsigned database entry runs through the flow as its signed sign-magnitude wrapper
+(:func:`~axhw.hw.design.signed_wrapper`): synthesis and timing of core + conversions,
+equivalence against the entry's stored sign-magnitude table, and activity from the
+same signed operand stream as any signed design.  The wrapper is part of the design
+hash (``design_sha256``, with ``WRAPPER_VERSION``), so costs cached for a bare
+unsigned core are stale and recomputed.
 """
 
 from __future__ import annotations
