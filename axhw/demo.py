@@ -17,6 +17,12 @@ from .errors import AxhwError
 __all__ = ["run_demo", "STAGES"]
 
 
+def _print_rows(rows: list[tuple[str, str]], width: int = 28) -> None:
+    """Print ``(label, value)`` pairs as an aligned two-column summary."""
+    for key, value in rows:
+        print(f"{key:<{width}} {value}")
+
+
 def _stage_doctor(out: Path) -> None:
     from .doctor import format_table, run_checks
 
@@ -89,8 +95,7 @@ def _stage_default_model(out: Path) -> None:
                           f"(epoch {m['best_epoch']}, trained in {m['train_seconds']} s)"),
         ("weights", str(default_weights_path())),
     ]
-    for key, value in rows:
-        print(f"{key:<16} {value}")
+    _print_rows(rows, 16)
 
 
 def _stage_uniform_accuracy(out: Path) -> None:
@@ -248,8 +253,7 @@ def _stage_search(out: Path) -> None:
         ("Pareto front", f"{len(result.pareto())} configurations"),
         ("result", str(out / "search_result.json")),
     ]
-    for key, value in rows:
-        print(f"{key:<28} {value}")
+    _print_rows(rows)
 
 
 STAGES.append(("search", _stage_search))
@@ -281,11 +285,13 @@ def _stage_report(out: Path) -> None:
     chosen = result.best()
     retrained = _retrain_chosen(result, chosen.config, out)
     paths = write_report(result, out / "report", retrained=retrained, command="python -m axhw.demo  # stage: report")
-    print(f"{'chosen configuration':<28} evaluation #{chosen.index} ({chosen.method}) of {len(result.history)}")
-    print(f"{'accuracy int8 / chosen':<28} {result.int8_accuracy * 100:.2f} % / {chosen.accuracy * 100:.2f} %")
-    print(f"{'multiplier power':<28} {chosen.power_rel * 100:.2f} % of all-exact")
-    print(f"{'after retraining (STE)':<28} {retrained['accuracy'] * 100:.2f} %")
-    print(f"{'flags':<28} {len(paths.flags)}")
+    _print_rows([
+        ("chosen configuration", f"evaluation #{chosen.index} ({chosen.method}) of {len(result.history)}"),
+        ("accuracy int8 / chosen", f"{result.int8_accuracy * 100:.2f} % / {chosen.accuracy * 100:.2f} %"),
+        ("multiplier power", f"{chosen.power_rel * 100:.2f} % of all-exact"),
+        ("after retraining (STE)", f"{retrained['accuracy'] * 100:.2f} %"),
+        ("flags", str(len(paths.flags))),
+    ])
     for flag in paths.flags:
         print(f"  warning: {flag}")
     print(f"report: {paths.html.resolve()}")

@@ -44,7 +44,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from .errors import ConfigError, DatabaseError
-from .io import atomic_save_npy, atomic_write_json, atomic_write_text, sha256_bytes, sha256_file
+from .io import atomic_save_npy, atomic_write_bytes, atomic_write_json, atomic_write_text, sha256_bytes, sha256_file
 from .metrics import error_metrics, error_table
 from .paths import db_dir, rtl_dir
 from .records import ErrorMetrics, HardwareCost, PortSpec
@@ -595,12 +595,10 @@ def _heatmap(mult: Multiplier, png: Path) -> Path:
     ax.set_title(f"{mult.name}: error (approx − a·b)")
     fig.colorbar(image, ax=ax, label="error (product units)")
     fig.tight_layout()
-    png.parent.mkdir(parents=True, exist_ok=True)
-    tmp = png.with_name(f".{png.name}.tmp.png")
-    fig.savefig(tmp)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
     plt.close(fig)
-    os.replace(tmp, png)
-    return png
+    return atomic_write_bytes(png, buf.getvalue())
 
 
 def show(name: str, heatmap: str | os.PathLike | None = None) -> str:

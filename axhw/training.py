@@ -114,8 +114,9 @@ def train_default(config: TrainConfig = TrainConfig(), progress: bool = True) ->
     val = get_dataset("digits", "val", image_size=image_size)
     test = get_dataset("digits", "test", image_size=image_size)
     model = build_default()
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "pos_embed" not in n and "cls_token" not in n]
-    no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "pos_embed" not in n and "cls_token" not in n)]
+    decay, no_decay = [], []
+    for n, p in model.named_parameters():
+        (decay if p.ndim >= 2 and "pos_embed" not in n and "cls_token" not in n else no_decay).append(p)
     optimizer = torch.optim.AdamW(
         [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
         lr=config.lr,

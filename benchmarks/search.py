@@ -55,8 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     calib = _load_split("digits", "calib", args.calib_size)[0]
     evaluator = Evaluator(ModelTask(model, images, labels, calib), "serial", lut_sha256=space.lut_sha256)
     print(f"{space}; {len(images)} test images; budget {args.budget}; seeds {args.seeds}")
-    for name in space.candidates:
-        j = space.candidates.index(name)
+    for j, name in enumerate(space.candidates):
         print(f"  {name:<14} energy {space.energy_pj[0, j]:7.3f} pJ")
 
     methods = args.methods.split(",")

@@ -159,9 +159,7 @@ def model_input_size(model: nn.Module) -> tuple[int, int, int]:
 
 
 def _example_input(model: nn.Module, input_size: tuple[int, int, int] | None) -> torch.Tensor:
-    param = next(iter(model.parameters()), None)
-    device = param.device if param is not None else torch.device("cpu")
-    return torch.zeros(1, *(input_size or model_input_size(model)), device=device)
+    return torch.zeros(1, *(input_size or model_input_size(model)), device=_device_of(model))
 
 
 def layers(model: nn.Module, input_size: tuple[int, int, int] | None = None) -> list[OpInfo]:
@@ -308,9 +306,8 @@ def resolve_config(model: nn.Module, config: Config, exclude: Iterable[str] = DE
 
 
 def _check_backend(backend: str, multipliers: Iterable[str]) -> None:
-    known = set(getattr(kernels, "KERNELS", {}) or {})
-    if known and backend not in known | {"auto", FAKE_QUANT}:
-        raise ConfigError(f"unknown backend {backend!r}; choose one of auto, {FAKE_QUANT}, {', '.join(sorted(known))}")
+    if backend not in {*kernels.KERNELS, "auto", FAKE_QUANT}:
+        raise ConfigError(f"unknown backend {backend!r}; choose one of auto, {FAKE_QUANT}, {', '.join(sorted(kernels.KERNELS))}")
     if backend == FAKE_QUANT:
         inexact = sorted({m for m in multipliers if m not in (EXACT, FP32)})
         if inexact:

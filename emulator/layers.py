@@ -252,11 +252,21 @@ class _WeightedAxOp(AxOp):
         self.train(mod.training)
         return self
 
+    def _init_weighted(self, multiplier: str, calibrator: CalibratorSpec, backend: str, per_channel: bool, grad_mode: str, device: Any) -> None:
+        """Set up the approximate state: multiplier settings, the input observer and its frozen scale."""
+        self._init_ax(multiplier, backend, grad_mode)
+        self.per_channel = per_channel
+        self.input_observer = make_calibrator(calibrator)
+        self.register_buffer("input_scale", torch.tensor(1.0, device=device))
+
     def freeze(self) -> list[str]:
         missing: list[str] = []
         self.input_scale.copy_(self._frozen_scale(self.input_observer, missing, "input"))
         self.calibrating = False
         return missing
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, {self._ax_repr()}, per_channel={self.per_channel}"
 
 
 class AxLinear(_WeightedAxOp, nn.Linear):
@@ -291,10 +301,7 @@ class AxLinear(_WeightedAxOp, nn.Linear):
         dtype: Any = None,
     ) -> None:
         super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
-        self._init_ax(multiplier, backend, grad_mode)
-        self.per_channel = per_channel
-        self.input_observer = make_calibrator(calibrator)
-        self.register_buffer("input_scale", torch.tensor(1.0, device=device))
+        self._init_weighted(multiplier, calibrator, backend, per_channel, grad_mode, device)
 
     @classmethod
     def from_float(cls, mod: nn.Linear, multiplier: str, **kwargs: Any) -> "AxLinear":
@@ -310,9 +317,6 @@ class AxLinear(_WeightedAxOp, nn.Linear):
         y = self._matmul(x.reshape(-1, self.in_features), self.weight.t(), self.input_scale, w_scale)
         y = y.reshape(*x.shape[:-1], self.out_features).to(x.dtype)
         return y if self.bias is None else y + self.bias
-
-    def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, {self._ax_repr()}, per_channel={self.per_channel}"
 
 
 def _conv_padding(conv: nn.Conv2d) -> tuple[int, int, int, int]:
@@ -363,10 +367,7 @@ class AxConv2d(_WeightedAxOp, nn.Conv2d):
         dtype: Any = None,
     ) -> None:
         super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding, dilation=dilation, groups=groups, bias=bias, device=device, dtype=dtype)
-        self._init_ax(multiplier, backend, grad_mode)
-        self.per_channel = per_channel
-        self.input_observer = make_calibrator(calibrator)
-        self.register_buffer("input_scale", torch.tensor(1.0, device=device))
+        self._init_weighted(multiplier, calibrator, backend, per_channel, grad_mode, device)
 
     @classmethod
     def from_float(cls, mod: nn.Conv2d, multiplier: str, **kwargs: Any) -> "AxConv2d":
@@ -403,9 +404,6 @@ class AxConv2d(_WeightedAxOp, nn.Conv2d):
         y = self._matmul(a, b, self.input_scale, w_scale)  # (G,) B*L, O/G
         y = y.reshape(G, B, L, O // G).permute(1, 0, 3, 2).reshape(B, O, out_h, out_w).to(x.dtype)
         return y if self.bias is None else y + self.bias.reshape(1, O, 1, 1)
-
-    def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, {self._ax_repr()}, per_channel={self.per_channel}"
 
 
 class AxMatmul(AxOp):

@@ -38,6 +38,8 @@ from torch import nn
 from axhw.errors import ConfigError
 from axhw.io import atomic_write_bytes
 
+from .convert import _device_of
+
 __all__ = ["RetrainResult", "RetrainReport", "retrain", "retrain_config", "model_fingerprint", "CHECKPOINT_NAME", "BEST_NAME"]
 
 #: File name of the training-state checkpoint inside ``checkpoint_dir``.
@@ -132,20 +134,14 @@ def model_fingerprint(model: nn.Module) -> str:
     return digest.hexdigest()
 
 
-def _save(path: Path, obj: Any) -> None:
+def _save(path: Path, obj: Any) -> Path:
     buffer = io.BytesIO()
     torch.save(obj, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
+    return atomic_write_bytes(path, buffer.getvalue())
 
 
 def _state_copy(model: nn.Module) -> dict[str, Any]:
     return {k: (v.detach().clone() if torch.is_tensor(v) else v) for k, v in model.state_dict().items()}
-
-
-def _default_device(model: nn.Module) -> torch.device:
-    for tensor in model.parameters():
-        return tensor.device
-    return torch.device("cpu")
 
 
 def _batches(loader: Iterable, epoch: int, seed: int, skip: int) -> Iterable:
@@ -243,7 +239,7 @@ def retrain(
             steps_per_epoch = total_steps
     if steps_per_epoch < 1:
         raise ConfigError("the training loader yields no batches")
-    device = torch.device(device) if device is not None else _default_device(model)
+    device = torch.device(device) if device is not None else _device_of(model)
     model.to(device)
     loss_fn = loss_fn or F.cross_entropy
     set_grad_mode(model, grad)
@@ -584,9 +580,7 @@ def retrain_config(
                       resume=resume, val_loader=val, seed=seed, device=device, progress=progress)
         report.runs[grad] = run
         report.retrained_accuracy[grad] = test_accuracy(net)
-        buffer = io.BytesIO()
-        torch.save(net.state_dict(), buffer)
-        report.files[f"weights_{grad}"] = str(atomic_write_bytes(out / grad / "model.pt", buffer.getvalue()))
+        report.files[f"weights_{grad}"] = str(_save(out / grad / "model.pt", net.state_dict()))
         report.seconds[f"retrain_{grad}"] = round(time.perf_counter() - t0, 1)
     if report.runs:
         report.files["plot"] = str(_plot_runs(report.runs, out / "retrain_loss.png"))

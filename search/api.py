@@ -27,7 +27,7 @@ from .evaluate import Evaluator, ModelTask
 from .mcts import MCTS
 from .problem import SearchProblem
 from .result import SearchResult
-from .sensitivity import profile_sensitivity, sensitivity_configs, sensitivity_to_dict
+from .sensitivity import profile_sensitivity, sensitivity_samples, sensitivity_to_dict
 from .space import EXACT, SearchSpace, hardware_cost
 from .surrogate import make_surrogate, surrogate_metrics
 
@@ -93,9 +93,7 @@ def cross_validated_surrogate_metrics(space: SearchSpace, sensitivity: np.ndarra
     n = len(X)
     if n < max(3, n_splits):
         return surrogate_metrics([], [], protocol=f"{n_splits}-fold cross-validation")
-    single = sensitivity_configs(space)
-    X_s = np.array([x for _, _, x in single], dtype=np.int64).reshape(-1, space.n_ops)
-    y_s = np.array([sensitivity[i, j] for i, j, _ in single])
+    X_s, y_s = sensitivity_samples(space, sensitivity)
     predicted = np.zeros(n)
     for train, test in KFold(n_splits, shuffle=True, random_state=random_state).split(X):
         model = make_surrogate(space, sensitivity, random_state=random_state)

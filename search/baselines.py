@@ -231,16 +231,14 @@ class NSGA2:
             pop = algorithm.ask()
             X = np.clip(np.round(pop.get("X")), 0, space.n_candidates - 1).astype(np.int64)
             before = problem.n_spent
-            evaluations = problem.evaluate(X, self.name)
+            problem.evaluate(X, self.name)
             idle = 0 if problem.n_spent > before else idle + 1
-            by_key = {tuple(int(v) for v in space.encode(e.config)): e for e in evaluations}
-            keep = [k for k, x in enumerate(X) if tuple(int(v) for v in x) in by_key]
+            found = [problem.lookup(x) for x in X]  # None: left out by the budget
+            keep = [k for k, e in enumerate(found) if e is not None]
             if not keep:
                 break
             pop = pop[keep]
-            F = np.array([[by_key[tuple(int(v) for v in X[k])].power_rel,
-                           problem.drop(by_key[tuple(int(v) for v in X[k])].accuracy)] for k in keep])
-            pop.set("F", F)
+            pop.set("F", np.array([[found[k].power_rel, problem.drop(found[k].accuracy)] for k in keep]))
             algorithm.tell(infills=pop)
         self.algorithm_ = algorithm
         return self

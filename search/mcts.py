@@ -69,7 +69,7 @@ import numpy as np
 from sklearn.utils import check_random_state
 
 from .problem import SearchProblem
-from .sensitivity import rank1_sensitivity, sensitivity_configs
+from .sensitivity import rank1_sensitivity, sensitivity_samples
 from .surrogate import make_surrogate
 
 __all__ = ["MCTS", "rollout_policy"]
@@ -192,9 +192,7 @@ class MCTS:
     # ---------------------------------------------------------------- surrogate
     def _fit_surrogate(self, problem: SearchProblem, seed: int) -> Any:
         space = problem.space
-        single = sensitivity_configs(space)
-        X_s = np.array([x for _, _, x in single], dtype=np.int64).reshape(-1, space.n_ops)
-        y_s = np.array([problem.sensitivity[i, j] for i, j, _ in single])
+        X_s, y_s = sensitivity_samples(space, problem.sensitivity)
         X_h, _ = problem.training_data()
         y_h = np.array([100.0 * (problem.int8_accuracy - e.accuracy) for e in problem.history])
         X = np.vstack([X_s] + [X_h] * self.history_weight)

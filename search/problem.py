@@ -107,7 +107,7 @@ class SearchProblem:
 
     def training_data(self) -> tuple[np.ndarray, np.ndarray]:
         """``(X, drops)`` of every true evaluation so far (reference included)."""
-        X = np.array([self.space.encode(e.config) for e in self.history], dtype=np.int64)
+        X = np.array(list(self._keys), dtype=np.int64)  # one key per evaluation, in history order
         return X, np.array([self.drop(e.accuracy) for e in self.history], dtype=float)
 
     def best_feasible(self) -> Evaluation | None:
@@ -146,7 +146,7 @@ class SearchProblem:
                 new_rows.append(x)
                 new_pred.append(pred)
         if new_rows:
-            accuracies: list[float | None] = [self._replay.get(tuple(int(v) for v in x)) for x in new_rows]
+            accuracies: list[float | None] = [self._replay.get(key) for key in pending]  # same order as new_rows
             missing = [i for i, a in enumerate(accuracies) if a is None]
             self.n_replayed += len(new_rows) - len(missing)
             if missing:
@@ -192,7 +192,7 @@ class SearchProblem:
         """Write every true evaluation so far to the checkpoint file (atomically)."""
         if self.checkpoint is None:
             return
-        evaluations = {tuple(int(v) for v in self.space.encode(e.config)): e.accuracy for e in self.history[1:]}
+        evaluations = {k: e.accuracy for k, e in self._keys.items() if e.index > 0}  # the reference is not saved
         evaluations.update(self._replay)  # keep replayed-but-not-yet-reached entries
         atomic_write_json(self.checkpoint, {
             "schema": CHECKPOINT_SCHEMA,

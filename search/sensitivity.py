@@ -16,8 +16,8 @@ import numpy as np
 from .evaluate import Evaluator
 from .space import SearchSpace
 
-__all__ = ["sensitivity_configs", "profile_sensitivity", "sensitivity_to_dict", "sensitivity_from_dict",
-           "rank1_sensitivity"]
+__all__ = ["sensitivity_configs", "sensitivity_samples", "profile_sensitivity", "sensitivity_to_dict",
+           "sensitivity_from_dict", "rank1_sensitivity"]
 
 
 def sensitivity_configs(space: SearchSpace) -> list[tuple[int, int, np.ndarray]]:
@@ -29,6 +29,13 @@ def sensitivity_configs(space: SearchSpace) -> list[tuple[int, int, np.ndarray]]
             x[i] = j
             out.append((i, j, x))
     return out
+
+
+def sensitivity_samples(space: SearchSpace, table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The single-op profiles as surrogate training data: ``(X (n, n_ops), drops (n,))``."""
+    single = sensitivity_configs(space)
+    X = np.array([x for _, _, x in single], dtype=np.int64).reshape(-1, space.n_ops)
+    return X, np.array([table[i, j] for i, j, _ in single])
 
 
 def profile_sensitivity(space: SearchSpace, evaluator: Evaluator, int8_accuracy: float, *,

@@ -26,7 +26,7 @@ import numpy as np
 from ..errors import ConfigError, DatabaseError
 from ..io import sha256_bytes
 
-__all__ = ["SearchSpace", "EXACT", "hardware_cost", "ERROR_FEATURES", "efficient_candidates"]
+__all__ = ["SearchSpace", "EXACT", "hardware_cost", "lut_digest", "ERROR_FEATURES", "efficient_candidates"]
 
 #: Name of the exact reference multiplier; always candidate 0.
 EXACT = "exact"
@@ -54,6 +54,11 @@ def hardware_cost(multiplier: Any, liberty: str = "osu018") -> Any:
         if cost.liberty == liberty and cost.operand_stream == "uniform":
             return cost
     raise _missing_cost(multiplier.name, liberty)
+
+
+def lut_digest(lut: np.ndarray) -> str:
+    """SHA-256 of a product table's C-ordered bytes: keys the evaluation cache, and the report checks it."""
+    return sha256_bytes(np.ascontiguousarray(lut).tobytes())
 
 
 class SearchSpace:
@@ -297,7 +302,7 @@ class SearchSpace:
             energy,
             area_um2={name: c.area_um2 for name, c in uniform.items()},
             error_metrics={name: m.metrics for name, m in mults.items()},
-            lut_sha256={name: sha256_bytes(np.ascontiguousarray(m.lut).tobytes()) for name, m in mults.items()},
+            lut_sha256={name: lut_digest(m.lut) for name, m in mults.items()},
             rtl_sha256={name: m.rtl_sha256 for name, m in mults.items()},
             liberty=liberty,
         )

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..doctor import LIBERTY_FILES
+from ..doctor import LIBERTY_FILES, find_liberty
 from ..errors import ConfigError, ToolMissingError
 from ..io import atomic_write_text, sha256_file
 from ._tools import run_tool
@@ -92,14 +92,10 @@ def resolve_liberty(liberty: str | Path | Liberty = "osu018") -> Liberty:
         return liberty
     text = str(liberty)
     if text in LIBERTY_FILES:
-        path = Path(LIBERTY_FILES[text])
-        if not path.is_file():
-            # Debian ships osu050 as osu05_stdcells.lib; accept the one .lib in the folder.
-            found = sorted(path.parent.glob("*.lib")) if path.parent.is_dir() else []
-            if len(found) != 1:
-                raise ToolMissingError(f"Liberty library {text} is not installed (looked for {path}); "
-                                       f"install it with `apt-get install -y qflow-tech-{text}`")
-            path = found[0]
+        path = find_liberty(text)
+        if path is None:
+            raise ToolMissingError(f"Liberty library {text} is not installed (looked for {LIBERTY_FILES[text]}); "
+                                   f"install it with `apt-get install -y qflow-tech-{text}`")
         name = text
     else:
         path = Path(text).expanduser()

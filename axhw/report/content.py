@@ -16,10 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-import numpy as np
-
-from ..errors import AxhwError
-from ..io import sha256_bytes, sha256_file
+from ..errors import AxhwError, DatabaseError
+from ..io import sha256_file
 
 __all__ = ["KIND_LABELS", "MultiplierInfo", "OpRow", "ReportContent", "gather", "resolve_multiplier",
            "searched_hashes", "searched_energies", "package_versions"]
@@ -230,7 +228,9 @@ def resolve_multiplier(
             f"({searched['rtl_sha256'][:12]}…); re-run the search"
         )
     if searched.get("lut_sha256"):
-        lut_now = sha256_bytes(np.ascontiguousarray(mult.lut).tobytes())
+        from ..search.space import lut_digest
+
+        lut_now = lut_digest(mult.lut)
         if lut_now != searched["lut_sha256"]:
             status = "stale"
             problems.append(f"`{name}`: its product table changed since the search (lut sha256 {lut_now[:12]}…, "
@@ -243,13 +243,13 @@ def resolve_multiplier(
 
 
 def _uniform_cost(mult: Any, liberty: str) -> Any | None:
-    """The uniform-operand cost of ``mult`` on ``liberty`` (``None`` when it has none)."""
-    if liberty == "osu018" and getattr(mult, "hw", None) is not None:
-        return mult.hw
-    for cost in getattr(mult, "costs", ()) or ():
-        if cost.liberty == liberty and cost.operand_stream == "uniform":
-            return cost
-    return None
+    """The uniform-operand cost of ``mult`` on ``liberty`` (``None`` when it has none), as the search looks it up."""
+    from ..search.space import hardware_cost
+
+    try:
+        return hardware_cost(mult, liberty)
+    except DatabaseError:
+        return None
 
 
 def searched_hashes(result: Any) -> dict[str, dict[str, str]]:

@@ -111,6 +111,12 @@ def _wrap32(value: int) -> np.int32:
     return np.int32((value + 2**31) % 2**32 - 2**31)
 
 
+def _split16(lut: np.ndarray, low: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(lo, hi)`` uint16 tables with ``lut - low = 2**16 * hi + lo``."""
+    shifted = lut.astype(np.int64) - low
+    return (shifted & 0xFFFF).astype(np.uint16), (shifted >> 16).astype(np.uint16)
+
+
 def lut_bmm(a: np.ndarray, b: np.ndarray, table: LutTable) -> np.ndarray:
     """Batched LUT product of int8 ``a`` (G, M, K) and ``b`` (G, K, N) -> int32 (G, M, N).
 
@@ -127,8 +133,7 @@ def lut_bmm(a: np.ndarray, b: np.ndarray, table: LutTable) -> np.ndarray:
         out += _wrap32(depth * table.offset16)  # int32 array + int32 scalar wraps
         return out
     low = int(table.lut.min())
-    shifted = table.lut.astype(np.int64) - low
-    lo, hi = (shifted & 0xFFFF).astype(np.uint16), (shifted >> 16).astype(np.uint16)
+    lo, hi = table.cached(("numba_cpu", "split16"), lambda: _split16(table.lut, low))
     out = sum_table16(a, b, lo).view(np.uint32)
     out += sum_table16(a, b, hi).view(np.uint32) << np.uint32(16)  # uint32 arithmetic wraps mod 2**32
     out += np.uint32(_wrap32(depth * low).view(np.uint32))
