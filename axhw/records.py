@@ -9,12 +9,21 @@ field names (``area_um2``, ``delay_ns``, ``power_mw``, ``energy_pj``).
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import DatabaseError
 
-__all__ = ["PortSpec", "ErrorMetrics", "HardwareCost"]
+__all__ = ["PortSpec", "ErrorMetrics", "HardwareCost", "HW_SCHEMA", "HW_FLOW_VERSION", "HW_WRAPPER_VERSION",
+           "hw_key", "read_hw_costs"]
+
+#: Schema number of ``hw.json``; 2 added the ``key`` that every reader checks.
+HW_SCHEMA = 2
+#: Bumped whenever the hardware flow (scripts, constraints, activity model) changes results.
+HW_FLOW_VERSION = 1
+#: Bumped whenever the generated sign-magnitude wrapper of unsigned designs changes.
+HW_WRAPPER_VERSION = 1
 
 
 def _check_schema(kind: str, data: dict[str, Any], known: tuple[int, ...]) -> int:
@@ -143,3 +152,62 @@ class HardwareCost:
     def from_json(cls, data: dict[str, Any]) -> "HardwareCost":
         _check_schema("HardwareCost", data, (1,))
         return cls(**_fields_from(cls, data))
+
+
+# --------------------------------------------------------------------------- hw.json: the one reader
+
+
+def hw_key(rtl_sha256: str, ports: PortSpec) -> dict[str, Any]:
+    """Everything that determines a design's hardware cost, apart from library, stream and clock.
+
+    The RTL digest, the top module, the parameters, the port names and widths, the
+    signedness (an unsigned design is costed inside the sign-magnitude wrapper, whose
+    version is part of the key) and the flow version.  Liberty, operand stream and
+    clock are matched per cost inside ``hw.json``.
+    """
+    return {
+        "rtl_sha256": rtl_sha256,
+        "top": ports.module,
+        "parameters": {k: int(v) for k, v in sorted(ports.parameters.items())},
+        "ports": [ports.a, ports.a_width, ports.b, ports.b_width, ports.y, ports.y_width],
+        "signed": bool(ports.signed),
+        "wrapper": None if ports.signed else HW_WRAPPER_VERSION,
+        "flow": HW_FLOW_VERSION,
+    }
+
+
+def read_hw_costs(data: bytes | None, key: dict[str, Any], where: str,
+                  fix: str = "re-run `axhw characterize --hw`") -> tuple[tuple["HardwareCost", ...], str]:
+    """Parse ``hw.json`` bytes and return its costs only when they were computed for ``key``.
+
+    Every reader of ``hw.json`` (the library's :attr:`Multiplier.costs`, the hardware
+    cache, and through them the search and the report) goes through this function, so
+    a cost computed for other RTL, parameters, top module, wrapper or flow is refused
+    everywhere alike.
+
+    Args:
+        data: the file's bytes, ``None`` when there is none.
+        key: :func:`hw_key` of the design as it is now.
+        where: the file, for messages.
+        fix: what to run to recompute the costs.
+
+    Returns:
+        ``(costs, note)``: the costs and ``""``, or ``()`` and one line saying why none
+        can be used (missing, unreadable, older format, stale).
+    """
+    if data is None:
+        return (), f"not characterized yet ({fix})"
+    try:
+        parsed = json.loads(data)
+        if not isinstance(parsed, dict) or not isinstance(parsed.get("costs"), list):
+            raise ValueError("not a hw.json object with a 'costs' list")
+        if parsed.get("schema") != HW_SCHEMA:
+            return (), f"{where} has schema {parsed.get('schema')!r} (older axhw); run `axhw rebuild` to migrate it or {fix}"
+        stored = parsed.get("key")
+        if stored != key:
+            changed = sorted(k for k in key if not isinstance(stored, dict) or stored.get(k) != key[k])
+            return (), f"{where} is stale ({', '.join(changed) or 'key'} changed since it was computed); {fix}"
+        costs = tuple(HardwareCost.from_json(c) for c in parsed["costs"] if c.get("flow") == HW_FLOW_VERSION)
+    except (ValueError, TypeError, AttributeError, DatabaseError) as exc:
+        return (), f"{where} is unreadable ({exc}); {fix}"
+    return costs, ""
