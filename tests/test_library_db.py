@@ -158,6 +158,9 @@ def test_wrong_shape_with_matching_hash_is_rejected(entries):
     record = json.loads((folder / "record.json").read_text())
     record["lut"]["sha256"] = sha256_file(folder / "lut.npy")
     (folder / "record.json").write_text(json.dumps(record))
+    # A writer that got everything consistent but the shape: the digest matches, the shape check does not.
+    digest = {"schema": 1, "files": {f: sha256_file(folder / f) for f in ("record.json", "lut.npy")}}
+    (folder / "digest.json").write_text(json.dumps(digest))
     with pytest.raises(DatabaseError, match=r"shape \(255, 256\).*expected \(256, 256\) int32"):
         library.load("floor16")
 
@@ -166,7 +169,7 @@ def test_wrong_shape_with_matching_hash_is_rejected(entries):
 def test_corrupt_record_json_names_line(entries):
     record = entries / "floor16" / "record.json"
     record.write_text(record.read_text()[:200])
-    with pytest.raises(DatabaseError, match=r"record.json:\d+: corrupt record"):
+    with pytest.raises(DatabaseError, match=r"record.json: corrupt record \(its sha256 differs from digest.json"):
         library.load("floor16")
 
 
@@ -195,18 +198,32 @@ def test_name_clash_and_bad_names(entries, tmp_path):
 
 @needs_cc
 def test_hw_costs_come_from_hw_json(entries):
-    record = json.loads((entries / "floor16" / "record.json").read_text())
     cost = HardwareCost(area_um2=100.0, cell_count=10, delay_ns=1.5, power_mw=0.5, energy_pj=5.0, clock_ns=10.0,
                         liberty="osu018", liberty_sha256="x")
-    hw = {"schema": 1, "rtl_sha256": record["rtl_sha256"], "costs": [cost.to_json()]}
-    (entries / "floor16" / "hw.json").write_text(json.dumps(hw))
+
+    def hw_json(key):
+        return json.dumps({"schema": 2, "key": key, "costs": [{**cost.to_json(), "flow": key["flow"]}]}).encode()
+
+    library.update_hw_file("floor16", lambda old, key: hw_json(key))
     assert library.load("floor16").hw == cost
     table = library.list_table()
     assert "area_um2" in table and "power_saving%" in table
-    hw["rtl_sha256"] = "0" * 64
-    (entries / "floor16" / "hw.json").write_text(json.dumps(hw))
+    # A cost computed for other parameters (or another flow) is refused by the writer and every reader.
+    _, key = library.read_hw_file("floor16")
+    with pytest.raises(DatabaseError, match="refusing.*stale.*parameters"):
+        library.update_hw_file("floor16", lambda old, k: hw_json({**k, "parameters": {"K": 7}}))
+    from axhw import entries as entries_mod
+
+    folder = entries / "floor16"
+    with entries_mod.write_lock(folder.parent):
+        files = entries_mod.read_files(folder)
+        entries_mod.commit(folder.parent, "floor16", {**files, "hw.json": hw_json({**key, "flow": key["flow"] + 1})})
     assert library.load("floor16").hw is None
-    assert "another version of the RTL" in library.show("floor16")
+    assert "stale (flow changed" in library.show("floor16")
+    # Written by hand, outside the digest: the whole entry is corrupt, never loaded.
+    (folder / "hw.json").write_bytes(hw_json(key))
+    with pytest.raises(DatabaseError, match="hw.json: corrupt hardware cost"):
+        library.load("floor16")
 
 
 @needs_cc

@@ -17,7 +17,6 @@ unsigned core are stale and recomputed.
 from __future__ import annotations
 
 import multiprocessing
-import shutil
 import time
 import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -93,12 +92,11 @@ def run_flow(design: Design, liberty: Liberty, operands: np.ndarray, clock_ns: f
         operands: int8 (N, 2) stream for the activity simulation.
         clock_ns: clock period for timing constraints and power (ns).
         stream: label stored as ``operand_stream``.
-        fresh: discard the build folder first, so every step runs (benchmarks, ``--force``).
+        fresh: use a new private build folder, so every step runs (benchmarks, ``--force``) and two
+            forced runs of one design never delete each other's files.
     """
     clock_ns = _check_clock(clock_ns)
-    work = cache.build_dir(design.design_sha256, liberty.sha256)
-    if fresh and work.exists():
-        shutil.rmtree(work)
+    work = cache.build_dir(design.design_sha256, liberty.sha256, fresh=fresh)
     work.mkdir(parents=True, exist_ok=True)
     seconds: dict[str, float] = {}
 
@@ -165,11 +163,11 @@ def cost(multiplier: Any, liberty: str | Path | Liberty = "osu018", operands: np
     ops, label = _stream(operands, stream, seed, n_pairs)
     ops_sha = operands_sha256(ops)
     if not force:
-        hit = cache.lookup(design.hw_json, design.rtl_sha256, design.design_sha256, lib.sha256, ops_sha, clock_ns)
+        hit = cache.lookup(design, lib.sha256, ops_sha, clock_ns)
         if hit is not None:
             return hit
     result = run_flow(design, lib, ops, clock_ns, stream=label, fresh=force)
-    cache.store(design.hw_json, design.rtl_sha256, design.design_sha256, result.cost, {
+    cache.store(design, result.cost, {
         "supply_v": lib.supply_v, "n_pairs": int(len(ops)), "equivalence_vectors": result.equivalence_vectors,
         "activity": "timed (cell delays, glitches counted)" if result.timed_activity else "zero-delay",
         "mean_activity": round(result.mean_activity, 6),
@@ -226,7 +224,7 @@ def characterize_many(names: Iterable[str] | None = None, liberty: str | Path = 
         ops_sha = operands_sha256(uniform_operands())
         for name in names:
             design = as_design(name)
-            hit = cache.lookup(design.hw_json, design.rtl_sha256, design.design_sha256, lib.sha256, ops_sha, clock_ns)
+            hit = cache.lookup(design, lib.sha256, ops_sha, clock_ns)
             if hit is not None:
                 outcomes[name] = (hit.to_json(), [], None)
     todo = [name for name in names if name not in outcomes]

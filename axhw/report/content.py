@@ -179,9 +179,12 @@ def _library_lookup(name: str) -> tuple[Any | None, str, str]:
 
 
 def _db_file_hashes(name: str) -> dict[str, str]:
-    from ..paths import db_dir
+    from .. import library
 
-    folder = db_dir() / name
+    try:
+        folder = library.entry_dir(name)
+    except AxhwError:
+        return {}
     return {f: sha256_file(folder / f) for f in ("record.json", "lut.npy", "hw.json") if (folder / f).is_file()}
 
 
