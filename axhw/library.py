@@ -573,11 +573,15 @@ def add(
     existing = _locate(name)
     if existing is not None and not force:
         raise DatabaseError(_exists_message(name, existing))
-    root = existing.parent if existing is not None and _layer_writable(existing.parent) else _write_root(path)
+    root = _write_root(path)
+    if existing is not None and existing.parent.resolve() == user_db_dir().resolve():
+        root = existing.parent  # replace a user entry where it is, so it is not left hiding the new one
     writable_root(root)  # a read-only database or an AXHW_DB that is a file fails now, not after the sweep
     ports_args = {"top": top, "a": a, "b": b, "y": y, "signed": signed, "parameters": parameters}
     family = family or "user"
     raw, ports, extra = _characterize(path, family, ports_args, function)
+    # What was asked, not what was found: a repair re-runs discovery from this, not from found fields.
+    extra = {**extra, "request": {**ports_args, "function": function}}
     description = description or f"{ports.module} from {path.name}" + "".join(f", {k}={v}" for k, v in ports.parameters.items())
     shadowed = _store(name, root, _entry_files(name, family, description, path, raw, ports, parameters, extra), force)
     if shadowed is not None:
@@ -686,7 +690,10 @@ def _rebuild_one(name: str, entry: ManifestEntry | None, force: bool) -> str:
     source = rtl_dir() / record["rtl_path"]
     if not source.is_file():
         raise DatabaseError(f"cannot re-characterize: its source {source} is gone")
-    if record.get("source") == "c":
+    request = record.get("request")
+    if isinstance(request, dict) and set(request) == {"top", "a", "b", "y", "signed", "parameters", "function"}:
+        add(source, name=name, family=record["family"], description=record["description"], force=True, **request)
+    elif record.get("source") == "c":
         add(source, name=name, family=record["family"], description=record["description"], signed=ports.signed,
             function=record["function"], force=True)
     else:

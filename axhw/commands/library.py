@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import warnings
 from pathlib import Path
 
 from .. import library
@@ -33,7 +34,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add.add_argument("--function", help="C function to sweep (C models only)")
     add.add_argument("--family", help="family label stored in the record (default: user)")
     add.add_argument("--description", help="one-line description stored in the record")
-    add.add_argument("--force", action="store_true", help="replace an entry of the same name from another file")
+    add.add_argument("--force", action="store_true",
+                     help="replace an existing entry of the same name, or shadow a bundled one (a note says so); "
+                     "without it an existing name is refused before any simulation")
     add.set_defaults(func=_add)
 
     lst = subparsers.add_parser(
@@ -59,9 +62,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     export.add_argument("--out", type=Path, default=None, help="output file (default: NAME.h or NAME.npy)")
     export.set_defaults(func=_export)
 
-    rebuild = subparsers.add_parser("rebuild", help="re-characterize missing, stale or corrupt entries",
+    rebuild = subparsers.add_parser("rebuild", help="repair or re-characterize missing, stale or corrupt entries",
                                     description="Characterize every bundled design (rtl/library.json) and "
-                                    "database entry that is missing, stale (its RTL changed) or corrupt.")
+                                    "database entry that is missing, stale (its RTL changed) or corrupt. An entry "
+                                    "whose record and table still match their digest (or, from an older axhw, "
+                                    "each other) is re-written from its own files; hw.json files from an older "
+                                    "axhw are moved to the keyed format when they still match the design. "
+                                    "Entries that cannot be repaired are listed, one line each.")
     rebuild.add_argument("names", nargs="*", help="entries to consider (default: all)")
     rebuild.add_argument("--force", action="store_true", help="re-characterize even up-to-date entries")
     rebuild.set_defaults(func=_rebuild)
@@ -81,9 +88,13 @@ def _parse_params(items: list[str]) -> dict[str, int]:
 
 
 def _add(args: argparse.Namespace) -> int:
-    mult = library.add(args.path, name=args.name, parameters=_parse_params(args.param), family=args.family,
-                       description=args.description, top=args.top, a=args.a, b=args.b, y=args.y,
-                       signed=args.signed, function=args.function, force=args.force)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        mult = library.add(args.path, name=args.name, parameters=_parse_params(args.param), family=args.family,
+                           description=args.description, top=args.top, a=args.a, b=args.b, y=args.y,
+                           signed=args.signed, function=args.function, force=args.force)
+    for warning in caught:
+        print(f"axhw add: note: {warning.message}")
     m = mult.metrics
     print(f"added {mult.name}: MAE {m.mae:.3f}, WCE {m.wce:.0f}, error rate {m.error_rate:.4f}, "
           f"bias {m.bias:+.3f} ({'signed' if mult.signed else 'unsigned, sign-magnitude'})")
@@ -107,6 +118,11 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _rebuild(args: argparse.Namespace) -> int:
+    from ..hw.cache import migrate
+
     done = library.rebuild(args.names or None, force=args.force)
-    print(f"re-characterized {len(done)}: {', '.join(done)}" if done else "every entry is up to date")
+    print(f"repaired or re-characterized {len(done)}: {', '.join(done)}" if done else "every entry is up to date")
+    migrated = migrate(args.names or None)
+    if migrated:
+        print(f"hw.json of {len(migrated)} entries moved to the keyed format: {', '.join(migrated)}")
     return 0
