@@ -117,6 +117,8 @@ def _numba_cuda() -> Check:
 CHECKS: tuple[Callable[[], Check], ...] = (
     lambda: _tool("iverilog", ["iverilog", "-V"], r"Icarus Verilog version (\S+)", "iverilog"),
     lambda: _tool("yosys", ["yosys", "-V"], r"Yosys (\S+)", "yosys"),
+    # yosys runs ABC as a separate program for technology mapping; without it `characterize --hw` fails.
+    lambda: _tool("yosys-abc", ["yosys-abc", "-q", "version"], r"ABC (\S+)", "berkeley-abc yosys"),
     _sta,
     _liberty,
     _cc,

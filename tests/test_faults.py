@@ -240,7 +240,7 @@ def _check_k(db: Path) -> None:
 
 def test_readers_never_see_a_mixed_entry_while_a_writer_swaps(db, c_file):
     _two_versions(db, c_file)
-    writer = subprocess.Popen([sys.executable, "-c", _FLIP, str(db), "400"], env=_env(db))
+    writer = subprocess.Popen([sys.executable, "-c", _FLIP, str(db), "150"], env=_env(db))
     loads = 0
     try:
         while writer.poll() is None:
@@ -419,3 +419,51 @@ def test_source_checkout_writes_rtl_designs_to_the_repository(layered):
         pytest.skip("not a source checkout")
     assert library._write_root(rtl_dir() / "exact.v") == bundled
     assert library._write_root(Path("/tmp/elsewhere.v")) == user
+
+
+# --------------------------------------------------------------------------- arguments and inputs checked before work
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--multiplier", "exact", "--epochs", "0"], "--epochs must be at least 1"),
+    (["--multiplier", "exact", "--lr", "-1"], "--lr must be a positive learning rate"),
+    (["--multiplier", "nope"], "no multiplier named 'nope'"),
+])
+def test_retrain_refuses_bad_arguments_before_any_work(argv, message, tmp_path, capsys, monkeypatch):
+    import importlib
+
+    retrain = importlib.import_module("axhw.emulator.retrain")  # the module (the package's `retrain` is a function)
+    monkeypatch.setattr(retrain, "retrain_config", lambda *a, **k: pytest.fail("started work"))
+    assert main(["retrain", *argv, "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_report_into_an_existing_file_is_refused(tmp_path, capsys):
+    result, out = tmp_path / "result.json", tmp_path / "report.txt"
+    result.write_text("{}")
+    out.write_text("keep me")
+    assert main(["report", str(result), "-o", str(out)]) == 2
+    assert "is a file" in capsys.readouterr().err and out.read_text() == "keep me"
+
+
+def test_corrupt_image_and_truncated_checkpoint_are_one_line_errors(tmp_path):
+    import torch
+    from PIL import Image
+
+    from axhw.data import get_dataset, load_checkpoint
+    from axhw.errors import DataError
+
+    for cls in ("a", "b"):
+        (tmp_path / "imgs" / cls).mkdir(parents=True)
+        Image.new("RGB", (8, 8)).save(tmp_path / "imgs" / cls / "good.png")
+    (tmp_path / "imgs" / "b" / "zbad.png").write_bytes(b"\x89PNG not really")
+    dataset = get_dataset(f"imagefolder:{tmp_path / 'imgs'}", "test", image_size=8)
+    dataset[0]
+    with pytest.raises(DataError, match=r"zbad.png: not a readable image"):
+        [dataset[i] for i in range(len(dataset))]
+    ckpt = tmp_path / "ckpt.pt"
+    torch.save({"model": {"w": torch.zeros(1000)}}, ckpt)
+    ckpt.write_bytes(ckpt.read_bytes()[:500])
+    with pytest.raises(DataError, match="ckpt.pt' is unreadable.*delete it"):
+        load_checkpoint(ckpt)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -58,7 +59,19 @@ def test_doctor_reports_missing_tool(tmp_path):
     lines = {line.split()[0]: line for line in proc.stdout.splitlines() if line.strip()}
     assert "MISSING" in lines["iverilog"] and "apt-get install -y iverilog" in lines["iverilog"]
     assert "MISSING" in lines["yosys"]
-    assert "missing required: iverilog, yosys, sta (OpenSTA)" in proc.stdout
+    assert "MISSING" in lines["yosys-abc"] and "berkeley-abc" in lines["yosys-abc"]
+    assert "missing required: iverilog, yosys, yosys-abc, sta (OpenSTA)" in proc.stdout
+
+
+@pytest.mark.skipif(shutil.which("yosys") is None, reason="no yosys")
+def test_doctor_reports_missing_yosys_abc(tmp_path):
+    # yosys present but not the ABC program it runs for mapping: `characterize --hw` would fail.
+    (tmp_path / "python").symlink_to(sys.executable)
+    (tmp_path / "yosys").symlink_to(shutil.which("yosys") or "/usr/bin/yosys")
+    env = {**os.environ, "PATH": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-m", "axhw.cli", "doctor"], capture_output=True, text=True, env=env)
+    lines = {line.split()[0]: line for line in proc.stdout.splitlines() if line.strip()}
+    assert "MISSING" in lines["yosys-abc"] and proc.returncode == 1
 
 
 def test_doctor_checks_are_records():
