@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from axhw.errors import AxhwError, ConfigError, DataError
-from axhw.io import atomic_write_json, sha256_bytes, sha256_file
+from axhw.io import sha256_bytes, sha256_file
 from axhw.records import HardwareCost
 from axhw.report import load_result, write_report
 from axhw.report.content import gather
@@ -55,7 +55,14 @@ def _write_costs(db: Path, name: str, rtl_sha256: str, liberty_sha256: str) -> N
     energy, area, delay, _ = _DESIGNS[name]
     cost = HardwareCost(area_um2=area, cell_count=100, delay_ns=delay, power_mw=energy / 10.0, energy_pj=energy,
                         clock_ns=10.0, liberty="osu018", liberty_sha256=liberty_sha256, tools={"yosys": "test"})
-    atomic_write_json(db / name / "hw.json", {"schema": 1, "rtl_sha256": rtl_sha256, "costs": [cost.to_json()]})
+    from axhw import library
+    from axhw.records import HW_FLOW_VERSION
+
+    def hw_json(old, key):
+        assert key["rtl_sha256"] == rtl_sha256
+        return json.dumps({"schema": 2, "key": key, "costs": [{**cost.to_json(), "flow": HW_FLOW_VERSION}]}).encode()
+
+    library.update_hw_file(name, hw_json)
 
 
 def _use(monkeypatch, root: Path) -> None:
@@ -327,12 +334,16 @@ def test_errors_are_axhw_errors():
 
 
 def test_liberty_changed_since_synthesis_is_flagged(result, database, designs, tmp_path):
-    for name in designs:
-        path = database / "db" / name / "hw.json"
-        data = json.loads(path.read_text())
+    from axhw import library
+
+    def relabel(old, key):
+        data = json.loads(old)
         for cost in data["costs"]:
             cost["liberty_sha256"] = "1" * 64
-        path.write_text(json.dumps(data))
+        return json.dumps(data).encode()
+
+    for name in designs:
+        library.update_hw_file(name, relabel)
     from axhw.doctor import find_liberty
 
     if find_liberty("osu018") is None:
