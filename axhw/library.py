@@ -73,6 +73,7 @@ __all__ = [
     "entry_dir",
     "read_hw_file",
     "update_hw_file",
+    "check_writable",
     "RECORD_SCHEMA",
     "EXPORT_FORMATS",
     "RESERVED_NAMES",
@@ -599,6 +600,19 @@ def read_hw_file(name: str) -> tuple[bytes | None, dict[str, Any]]:
     return files.get("hw.json"), _hw_key(record)
 
 
+def _hw_root(folder: Path) -> Path:
+    return folder.parent if _layer_writable(folder.parent) else _write_root(None)
+
+
+def check_writable(name: str) -> Path:
+    """The database folder a new ``hw.json`` of entry ``name`` would go to, checked writable.
+
+    Raises:
+        DatabaseError: unknown entry, or the folder is read-only or not a folder (before any synthesis).
+    """
+    return writable_root(_hw_root(entry_dir(name)))
+
+
 def update_hw_file(name: str, update: Callable[[bytes | None, dict[str, Any]], bytes]) -> Path:
     """Replace entry ``name``'s ``hw.json`` with ``update(old bytes or None, hardware key)``, atomically.
 
@@ -609,9 +623,7 @@ def update_hw_file(name: str, update: Callable[[bytes | None, dict[str, Any]], b
     Returns:
         The entry's folder.
     """
-    folder = entry_dir(name)
-    root = folder.parent if _layer_writable(folder.parent) else _write_root(None)
-    with write_lock(root) as root:
+    with write_lock(_hw_root(entry_dir(name))) as root:
         folder = entry_dir(name)
         record, _, files = _read(folder)
         key = _hw_key(record)

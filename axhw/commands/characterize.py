@@ -44,6 +44,9 @@ def _run(args: argparse.Namespace) -> int:
     from .. import library
     from ..hw import characterize_many, format_table
 
+    for name in names or library.names():
+        library.check_writable(name)  # a read-only database fails now, not after synthesis
+
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         costs = characterize_many(names, args.liberty, clock_ns=args.clock_ns, jobs=args.jobs, force=args.force)
