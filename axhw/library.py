@@ -577,6 +577,15 @@ def add(
     root = _write_root(path)
     if existing is not None and existing.parent.resolve() == user_db_dir().resolve():
         root = existing.parent  # replace a user entry where it is, so it is not left hiding the new one
+    bundled = _manifest_by_name().get(name)
+    if bundled is not None and ((rtl_dir() / bundled.file).resolve() != path.resolve()
+                                or dict(bundled.parameters) != parameters):
+        # Another design under a bundled design's name: in the bundled layer it would be stale at once.
+        if len(db_layers()) == 1:
+            listed = ", ".join(f"{k}={v}" for k, v in bundled.parameters.items())
+            raise ConfigError(f"{name!r} is the bundled design {bundled.file}{' ' + listed if listed else ''} "
+                              f"(rtl/library.json); choose another --name")
+        root = user_db_dir()
     writable_root(root)  # a read-only database or an AXHW_DB that is a file fails now, not after the sweep
     ports_args = {"top": top, "a": a, "b": b, "y": y, "signed": signed, "parameters": parameters}
     family = family or "user"

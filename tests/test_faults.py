@@ -467,3 +467,16 @@ def test_corrupt_image_and_truncated_checkpoint_are_one_line_errors(tmp_path):
     ckpt.write_bytes(ckpt.read_bytes()[:500])
     with pytest.raises(DataError, match="ckpt.pt' is unreadable.*delete it"):
         load_checkpoint(ckpt)
+
+
+def test_another_design_under_a_bundled_name_shadows_it_in_the_user_database(c_file, layered):
+    user, bundled = layered
+    with pytest.warns(UserWarning, match="shadows"):
+        mult = library.add(c_file, function="floor16", name="drum_k4", force=True)
+    assert mult.folder == user / "drum_k4" and library.status("drum_k4") == "ok"
+
+
+def test_another_design_under_a_bundled_name_with_one_layer(db, c_file, monkeypatch):
+    monkeypatch.setattr(library, "_characterize", lambda *a, **k: pytest.fail("simulated before refusing"))
+    with pytest.raises(ConfigError, match="'drum_k4' is the bundled design drum.v K=4"):
+        library.add(c_file, function="floor16", name="drum_k4", force=True)
