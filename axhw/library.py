@@ -698,10 +698,9 @@ def _rebuild_one(name: str, entry: ManifestEntry | None, force: bool) -> str:
     """Repair or re-characterize one entry; returns what was done."""
     folder = _locate(name)
     if folder is not None and status(name) == "corrupt" and _layer_writable(folder.parent) and _salvage(folder):
-        if force or status(name) != "ok":
-            pass  # salvaged, but its source changed (or a rebuild was asked for): characterize again below
-        else:
+        if not force and status(name) in ("ok", "no-source"):
             return "repaired"
+        # salvaged, but its source changed (or a rebuild was asked for): characterize again below
     if entry is not None:
         add(rtl_dir() / entry.file, name=entry.name, parameters=entry.parameters, family=entry.family,
             description=entry.description, top=entry.top, signed=entry.signed, force=True)
