@@ -43,7 +43,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from .errors import ConfigError, DatabaseError
+from .errors import CharacterizationError, ConfigError, DatabaseError
 from .io import atomic_save_npy, atomic_write_bytes, atomic_write_json, atomic_write_text, sha256_bytes, sha256_file
 from .metrics import error_metrics, error_table
 from .paths import db_dir, rtl_dir
@@ -62,6 +62,7 @@ __all__ = [
     "manifest",
     "list_table",
     "show",
+    "signedness_reason",
     "sign_magnitude",
     "RECORD_SCHEMA",
     "EXPORT_FORMATS",
@@ -348,27 +349,45 @@ def _tool_versions() -> dict[str, str]:
     return versions
 
 
-def _characterize(path: Path, family: str, ports_args: Mapping[str, Any],
-                  function: str | None) -> tuple[np.ndarray, PortSpec, dict[str, Any]]:
-    """Sweep one source file; returns (raw table, ports, source-specific record fields)."""
-    if path.suffix == ".c":
-        from .cmodel import compiler, sweep_c
+def _characterize(path: Path, family: str, ports_args: Mapping[str, Any], function: str | None,
+                  twin: Path | None = None, time_limit_s: float | None = None) -> tuple[np.ndarray, PortSpec, dict[str, Any]]:
+    """Sweep one source file; returns (raw table, ports, source-specific record fields).
 
-        if function is None:
-            raise ConfigError(f"{path}: a C model needs the function to sweep: --function NAME")
+    The fields include ``signedness`` (the reading taken and why); with a Verilog
+    ``twin`` of a C model they also include ``rtl``, the file the entry is made from.
+    """
+    if path.suffix == ".c":
+        from .cmodel import characterize_c, compiler
+
         verilog_only = [k for k in ("top", "a", "b", "y") if ports_args.get(k)] + (["parameters"] if ports_args.get("parameters") else [])
         if verilog_only:
             raise ConfigError(f"{path}: {', '.join(verilog_only)} only apply to Verilog designs, not to C models")
-        raw, ports = sweep_c(path, function, signed=ports_args.get("signed"))
-        return raw, ports, {"source": "c", "function": function, "tools": {"cc": compiler()}}
+        raw, ports, decision = characterize_c(path, function, signed=ports_args.get("signed"), time_limit_s=time_limit_s)
+        extra = {"source": "c", "function": ports.module, "tools": {"cc": compiler()}, "signedness": decision.to_json()}
+        if twin is None:
+            return raw, ports, extra
+        from .simulate import characterize_verilog
+
+        twin_raw, twin_ports, _ = characterize_verilog(twin, signed=ports.signed, time_limit_s=time_limit_s)
+        differ = np.argwhere(twin_raw != raw)
+        if differ.size:
+            low = -128 if ports.signed else 0
+            i, j = (int(v) for v in differ[0])
+            raise CharacterizationError(f"{twin}: not a twin of {path.name}:{ports.module}: for a={low + i}, b={low + j} "
+                                        f"the Verilog gives {int(twin_raw[i, j])}, the C model {int(raw[i, j])} "
+                                        f"({len(differ)} of 65,536 pairs differ)")
+        extra = {**extra, "source": "verilog", "tools": _tool_versions(), "rtl": twin,
+                 "c_model": {"path": str(path), "function": ports.module, "agrees": "all 65,536 pairs"}}
+        return raw, twin_ports, extra
+    if twin is not None:
+        raise ConfigError(f"{path}: --twin pairs a C model with its Verilog; {path.name} is not a .c file")
     if path.suffix not in (".v", ".sv"):
         raise ConfigError(f"{path}: expected a Verilog file (.v, .sv) or a C model (.c)")
-    from .discover import discover
-    from .simulate import sweep
+    from .simulate import characterize_verilog
 
-    ports = discover(path, **ports_args)
-    raw = sweep(path, ports, check_exact=(family == "exact"))
-    return raw, ports, {"source": "verilog", "tools": _tool_versions()}
+    raw, ports, decision = characterize_verilog(path, **ports_args, check_exact=(family == "exact"),
+                                                time_limit_s=time_limit_s)
+    return raw, ports, {"source": "verilog", "tools": _tool_versions(), "signedness": decision.to_json()}
 
 
 def _store(name: str, family: str, description: str, path: Path, raw: np.ndarray, ports: PortSpec,
@@ -376,7 +395,7 @@ def _store(name: str, family: str, description: str, path: Path, raw: np.ndarray
     folder = _entry_dir(name)
     rtl_sha256 = sha256_file(path)
     lut_path = atomic_save_npy(folder / "lut.npy", raw.astype(np.int32))
-    metrics = error_metrics(_signed_table(raw, ports.signed))
+    metrics = error_metrics(_signed_table(raw, ports.signed), unsigned_table=None if ports.signed else raw)
     record = {
         "schema": RECORD_SCHEMA,
         "name": name,
@@ -417,6 +436,8 @@ def add(
     signed: bool | None = None,
     function: str | None = None,
     force: bool = False,
+    twin: str | os.PathLike | None = None,
+    time_limit_s: float | None = None,
 ) -> Multiplier:
     """Characterize a Verilog design or a C model exhaustively and store it in the database.
 
@@ -427,8 +448,14 @@ def add(
         parameters: Verilog parameter overrides (name -> int).
         family, description: free text stored in the record (defaults: ``"user"`` and the source).
         top, a, b, y, signed: discovery overrides (see :func:`axhw.discover.discover`).
-        function: the C function to sweep (C models only).
+        function: the C function to sweep (C models only; ``None`` picks the one named
+            like the file, else the only two-operand function).
         force: replace an existing entry characterized from a different source file.
+        twin: a Verilog design computing the same table as the C model ``path``; the
+            entry is then made from the Verilog (so it has a hardware cost) once both
+            tables agree on all 65,536 pairs.
+        time_limit_s: limit (s) of each external run (compiler, simulator, C model);
+            ``None`` is :data:`axhw.subproc.DEFAULT_TIME_LIMIT_S`.
 
     Returns:
         The stored :class:`Multiplier`.
@@ -451,9 +478,9 @@ def add(
             raise DatabaseError(f"{name!r} already exists (from {previous}); choose another --name or pass --force")
     ports_args = {"top": top, "a": a, "b": b, "y": y, "signed": signed, "parameters": parameters}
     family = family or "user"
-    raw, ports, extra = _characterize(path, family, ports_args, function)
+    raw, ports, extra = _characterize(path, family, ports_args, function, Path(twin) if twin else None, time_limit_s)
     description = description or f"{ports.module} from {path.name}" + "".join(f", {k}={v}" for k, v in ports.parameters.items())
-    _store(name, family, description, path, raw, ports, parameters, extra)
+    _store(name, family, description, Path(extra.pop("rtl", path)), raw, ports, parameters, extra)
     return load(name)
 
 
@@ -601,6 +628,43 @@ def _heatmap(mult: Multiplier, png: Path) -> Path:
     return atomic_write_bytes(png, buf.getvalue())
 
 
+def signedness_reason(name: str) -> str:
+    """How the stored entry's signedness was decided (declared, given, or from the tables), one line."""
+    decision = _read_record(name).get("signedness")
+    if isinstance(decision, dict) and decision.get("reason"):
+        return str(decision["reason"])
+    return "not recorded (characterized by an older axhw; `axhw rebuild` records it)"
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "n/a (rebuild)" if value is None else format(value, spec)
+
+
+def _metric_lines(e: ErrorMetrics) -> list[str]:
+    """The metrics of ``show``, with their domain and the base of every percentage."""
+    from .metrics import METRIC_DEFINITIONS
+
+    zero = {None: "unknown (rebuild)", True: "yes", False: "no: a·0 or 0·b is not 0 for some operand"}[e.zero_preserving]
+    lines = [
+        "error vs a·b over all 65,536 pairs a, b in [-128, 127] (product units; MRE/WRE/ER/rel.bias as fractions;"
+        f" % of 2^{int(np.log2(e.percent_base))} = {e.percent_base:.0f}, the 8x8 output range):",
+        f"  MAE {e.mae:.4f}  MSE {e.mse:.4f}  WCE {e.wce:.0f}  bias {e.bias:+.4f}  std {e.std:.4f}",
+        f"  MRE {e.mre:.6f}  WRE {e.wre:.6f}  ER {e.error_rate:.6f}  MAE% {e.mae_percent:.4f}  WCE% {e.wce_percent:.4f}",
+        f"  rel.bias {_fmt(e.relative_bias, '+.6f')}  reachable a, b in [-127, 127]: MAE {_fmt(e.mae_reachable, '.4f')}"
+        f"  WCE {_fmt(e.wce_reachable, '.0f')}  zero-preserving {zero}",
+    ]
+    u = e.unsigned
+    if u is not None:
+        lines += [
+            "error of the unsigned design over its own domain a, b in [0, 255]:",
+            f"  MAE {u.mae:.4f}  MSE {u.mse:.4f}  WCE {u.wce:.0f}  bias {u.bias:+.4f}  MRE {u.mre:.6f}  WRE {u.wre:.6f}"
+            f"  ER {u.error_rate:.6f}  MAE% {u.mae_percent:.4f}  WCE% {u.wce_percent:.4f}  rel.bias {_fmt(u.relative_bias, '+.6f')}",
+        ]
+    lines.append("definitions:")
+    lines += [f"  {key:<16} {text}" for key, text in METRIC_DEFINITIONS]
+    return lines
+
+
 def show(name: str, heatmap: str | os.PathLike | None = None) -> str:
     """The full record of one entry as text; also writes its error heat-map PNG when asked.
 
@@ -619,9 +683,8 @@ def show(name: str, heatmap: str | os.PathLike | None = None) -> str:
         f"module       {p.module}({p.a}[{p.a_width}], {p.b}[{p.b_width}]) -> {p.y}[{p.y_width}]"
         f"{'  parameters ' + ', '.join(f'{k}={v}' for k, v in p.parameters.items()) if p.parameters else ''}",
         f"operands     {'signed (two' + chr(39) + 's complement)' if mult.signed else 'unsigned, used in sign-magnitude form'}",
-        "error vs a*b (product units; MRE/WRE/ER as fractions):",
-        f"  MAE {e.mae:.4f}  MSE {e.mse:.4f}  WCE {e.wce:.0f}  bias {e.bias:+.4f}  std {e.std:.4f}",
-        f"  MRE {e.mre:.6f}  WRE {e.wre:.6f}  ER {e.error_rate:.6f}  MAE% {e.mae_percent:.4f}  WCE% {e.wce_percent:.4f}",
+        f"signedness   {signedness_reason(name)}",
+        *_metric_lines(e),
     ]
     if not mult.costs:
         lines.append(f"hardware     {_hw_file(name, mult.rtl_sha256)[1]}")
