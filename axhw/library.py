@@ -71,7 +71,7 @@ __all__ = [
 #: Schema number of ``record.json``.
 RECORD_SCHEMA = 1
 #: Formats :func:`export` writes.
-EXPORT_FORMATS = ("c-header", "npy")
+EXPORT_FORMATS = ("c-header", "npy", "transaxx")
 #: Which hardware cost :attr:`Multiplier.hw` returns.
 DEFAULT_LIBERTY, DEFAULT_STREAM = "osu018", "uniform"
 _NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
@@ -356,6 +356,20 @@ def _characterize(path: Path, family: str, ports_args: Mapping[str, Any], functi
     The fields include ``signedness`` (the reading taken and why); with a Verilog
     ``twin`` of a C model they also include ``rtl``, the file the entry is made from.
     """
+    from .lutfile import LUT_SUFFIXES
+
+    if path.suffix in LUT_SUFFIXES:
+        from .lutfile import read_transaxx
+        from .simulate import SignednessDecision
+
+        if ports_args.get("parameters") or ports_args.get("signed") is False or twin is not None:
+            raise ConfigError(f"{path}: a TransAxx LUT is a signed table; --param, --unsigned and --twin do not apply")
+        raw = read_transaxx(path)
+        ports = PortSpec(module=path.stem, a="a", b="b", y="lut", a_width=8, b_width=8,
+                         y_width=16 if np.abs(raw).max() < 2**15 else 32, signed=True, parameters={})
+        decision = SignednessDecision(True, "read as two's complement: a TransAxx LUT is indexed by the operands' "
+                                            "two's-complement bit patterns")
+        return raw, ports, {"source": "transaxx", "signedness": decision.to_json()}
     if path.suffix == ".c":
         from .cmodel import characterize_c, compiler
 
@@ -537,7 +551,8 @@ def export(name: str, format: str = "c-header", out: str | os.PathLike | None = 
     Args:
         name: database name.
         format: ``"c-header"`` (``static const int32_t axhw_<name>_lut[256][256]`` plus an
-            inline ``int32_t axhw_<name>(int8_t a, int8_t b)``) or ``"npy"`` (int32 array).
+            inline ``int32_t axhw_<name>(int8_t a, int8_t b)``), ``"npy"`` (int32 array) or
+            ``"transaxx"`` (TransAxx header indexed by bit patterns, see :mod:`axhw.lutfile`).
         out: output file; ``None`` writes ``<name>.h`` / ``<name>.npy`` in the current folder.
 
     Returns:
@@ -549,6 +564,11 @@ def export(name: str, format: str = "c-header", out: str | os.PathLike | None = 
     ident = re.sub(r"\W", "_", mult.name)
     if format == "npy":
         return atomic_save_npy(Path(out or f"{mult.name}.npy"), mult.lut)
+    if format == "transaxx":
+        from .lutfile import write_transaxx
+
+        return write_transaxx(mult.lut, Path(out or f"{mult.name}.h"),
+                              comment=f"{mult.name}: {mult.description} (axhw, from {Path(mult.rtl_path).name})")
     guard = f"AXHW_{ident.upper()}_H"
     rows = ",\n".join("  {" + ", ".join(str(int(v)) for v in row) + "}" for row in mult.lut)
     text = (
