@@ -648,12 +648,18 @@ def _heatmap(mult: Multiplier, png: Path) -> Path:
     return atomic_write_bytes(png, buf.getvalue())
 
 
-def signedness_reason(name: str) -> str:
-    """How the stored entry's signedness was decided (declared, given, or from the tables), one line."""
+def signedness_reason(name: str, short: bool = False) -> str:
+    """How the stored entry's signedness was decided (declared, given, or from the tables), one line.
+
+    Args:
+        name: database name.
+        short: a few words for a table instead of the full sentence.
+    """
     decision = _read_record(name).get("signedness")
-    if isinstance(decision, dict) and decision.get("reason"):
-        return str(decision["reason"])
-    return "not recorded (characterized by an older axhw; `axhw rebuild` records it)"
+    key = "short" if short else "reason"
+    if isinstance(decision, dict) and decision.get(key):
+        return str(decision[key])
+    return "not recorded" if short else "not recorded (characterized by an older axhw; `axhw rebuild` records it)"
 
 
 def _fmt(value: float | None, spec: str) -> str:

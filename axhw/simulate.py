@@ -272,8 +272,19 @@ class SignednessDecision:
     error_signed: float | None = None
     error_unsigned: float | None = None
 
+    @property
+    def short(self) -> str:
+        """A few words for a summary table, e.g. ``signed (tables: 0 vs 2.1)``."""
+        if self.signed is None:
+            return "undecided"
+        word = "signed" if self.signed else "unsigned"
+        if self.error_signed is not None and self.error_unsigned is not None:
+            mine, other = (self.error_signed, self.error_unsigned) if self.signed else (self.error_unsigned, self.error_signed)
+            return f"{word} (tables: error {mine:.2g} vs {other:.2g})"
+        return f"{word} ({self.reason.split(': ', 1)[-1]})"
+
     def to_json(self) -> dict:
-        return dataclasses.asdict(self)
+        return {**dataclasses.asdict(self), "short": self.short}
 
 
 def _normalized_error(table: np.ndarray, signed: bool) -> float:
