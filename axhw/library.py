@@ -712,7 +712,9 @@ def show(name: str, heatmap: str | os.PathLike | None = None) -> str:
         f"signedness   {signedness_reason(name)}",
         *_metric_lines(e),
     ]
-    if not mult.costs:
+    if not mult.costs and mult.rtl_path.endswith(".c"):
+        lines.append("hardware     none: imported from a C model; `axhw add FILE.c --twin FILE.v --force` makes it costable")
+    elif not mult.costs:
         lines.append(f"hardware     {_hw_file(name, mult.rtl_sha256)[1]}")
     for cost in mult.costs:
         lines.append(f"hardware     {cost.liberty}/{cost.operand_stream}: area {cost.area_um2:.1f} um2, delay "
