@@ -90,8 +90,16 @@ def expand_paths(paths: Iterable[str | os.PathLike]) -> list[tuple[Path, Path | 
     return [(p, twins.get(p)) for p in files if p not in paired]
 
 
-def _add_one(path: str, twin: str | None, options: dict[str, Any]) -> ImportResult:
+def _settings() -> dict[str, str]:
+    """The caller's environment settings a worker must see (a forkserver keeps the environment it started with)."""
+    return {k: v for k, v in os.environ.items() if k.startswith("AXHW_") or k in ("CC", "PATH")}
+
+
+def _add_one(path: str, twin: str | None, options: dict[str, Any], settings: dict[str, str]) -> ImportResult:
     """Worker: import one design; every failure becomes the row's status."""
+    for key in [k for k in os.environ if k.startswith("AXHW_") and k not in settings]:
+        del os.environ[key]
+    os.environ.update(settings)
     from . import library
 
     name = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(path).stem)
@@ -149,7 +157,8 @@ def add_many(paths: Sequence[str | os.PathLike], *, jobs: int | None = None, pro
     context = multiprocessing.get_context("forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn")
     workers = max(1, min(jobs, len(todo)))
     with cf.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures = {pool.submit(_add_one, str(path), str(twin) if twin else None, options): (i, path, twin)
+        settings = _settings()
+        futures = {pool.submit(_add_one, str(path), str(twin) if twin else None, options, settings): (i, path, twin)
                    for i, path, twin in todo}
         bar = tqdm(total=len(futures), desc="characterizing", unit="design", disable=not progress or not futures)
         try:
