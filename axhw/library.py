@@ -700,6 +700,8 @@ def show(name: str, heatmap: str | os.PathLike | None = None) -> str:
     """
     mult = load(name)
     e = mult.metrics
+    if e.zero_preserving is None:  # an older record: the metrics it lacks come from its verified table
+        e = error_metrics(mult.lut, unsigned_table=None if mult.signed else _read_table(name, _read_record(name)))
     p = mult.ports
     lines = [
         f"name         {mult.name}",
