@@ -439,6 +439,7 @@ def discover_declared(
 
 _LATCH = re.compile(r"Latch inferred for signal `\\?([^']*)' from process `[^$]*\$proc\$([^:]*):(\d+)")
 _LOOP = re.compile(r"found logic loop", re.I)
+_LOOP_CELL = re.compile(r"^\s*cell \$(\w+)\$[^$]*?:(\d+)\$")
 
 
 def check_combinational(path: str | os.PathLike, ports: PortSpec, time_limit_s: float | None = None) -> bool:
@@ -478,8 +479,12 @@ def check_combinational(path: str | os.PathLike, ports: PortSpec, time_limit_s: 
         raise VerilogError(f"{path}:{line}: combinational designs only: yosys infers a latch for {signal_name} "
                            f"(the always block does not assign it on every path, so it keeps an old value); "
                            f"assign {signal_name} for every input")
-    for line in proc.stdout.splitlines():
+    lines = proc.stdout.splitlines()
+    for k, line in enumerate(lines):
         if _LOOP.search(line):
-            raise VerilogError(f"{path}: combinational designs only: yosys finds a logic loop in {ports.module} "
-                               f"({line.strip()}); the product must be a function of a and b alone")
+            cells = [m for m in (_LOOP_CELL.search(x) for x in lines[k + 1:k + 12]) if m]
+            where = f"{path}:{cells[0].group(2)}" if cells else str(path)
+            through = f" through {', '.join(sorted({c.group(1) for c in cells}))}" if cells else ""
+            raise VerilogError(f"{where}: combinational designs only: yosys finds a logic loop in {ports.module}"
+                               f"{through} (a signal that depends on itself); the product must be a function of a and b alone")
     return True

@@ -276,6 +276,18 @@ def test_latch_is_rejected_with_file_and_line(db, tmp_path):
         library.add(path)
 
 
+@needs_yosys
+def test_logic_loop_is_rejected_with_file_and_line(tmp_path):
+    from axhw.discover import check_combinational, discover
+
+    path = write(tmp_path, "loopy.v", "module loopy(input [7:0] a, input [7:0] b, output [15:0] y);\n"
+                 "  wire [15:0] t;\n  assign t = (a * b) ^ (t & 16'h0001 & {16{a[0]}});\n  assign y = t;\nendmodule\n")
+    with pytest.raises(VerilogError, match=r"loopy.v:3: combinational designs only: yosys finds a logic loop"):
+        check_combinational(path, discover(path))
+    assert check_combinational(write(tmp_path, "fine.v", "module fine(input [7:0] a, input [7:0] b, output [15:0] y);\n"
+                                     "  assign y = a * b;\nendmodule\n"), discover(tmp_path / "fine.v"))
+
+
 @needs_iverilog
 def test_state_is_caught_by_the_second_sweep(tmp_path, monkeypatch):
     # without yosys's verdict, the sweep in another order still sees the held value
