@@ -488,7 +488,7 @@ def add(
             previous = _read_record(name)["rtl_path"]
         except DatabaseError:
             previous = None
-        if previous is not None and previous != _relative_source(path):
+        if previous is not None and previous != _relative_source(Path(twin) if twin else path):
             raise DatabaseError(f"{name!r} already exists (from {previous}); choose another --name or pass --force")
     ports_args = {"top": top, "a": a, "b": b, "y": y, "signed": signed, "parameters": parameters}
     family = family or "user"
