@@ -714,7 +714,7 @@ def show(name: str, heatmap: str | os.PathLike | None = None) -> str:
         f"signedness   {signedness_reason(name)}",
         *_metric_lines(e),
     ]
-    if not mult.costs and mult.rtl_path.endswith(".c"):
+    if not mult.costs and mult.rtl_path.endswith(".c") and not (_entry_dir(name) / "hw.json").is_file():
         lines.append("hardware     none: imported from a C model; `axhw add FILE.c --twin FILE.v --force` makes it costable")
     elif not mult.costs:
         lines.append(f"hardware     {_hw_file(name, mult.rtl_sha256)[1]}")

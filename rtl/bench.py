@@ -105,10 +105,12 @@ if cocotb.simulator.is_running():
             json.dump({"kind": kind, **info}, f)
         raise AssertionError(f"{kind}: {info}")
 
-    async def _step(dut, a: int, chunk: list[int], step, y_width: int, status: str, signed: str,
-                    which: str) -> list[int]:
-        """Apply ``a`` and one ``b`` per lane, wait one step, return every lane's product word."""
-        dut.a.value = a
+    async def _step(dut, a: int | None, chunk: list[int], step, y_width: int, status: str, signed: str,
+                    which: str, held_a: int) -> list[int]:
+        """Apply ``a`` (``None``: keep ``held_a``) and one ``b`` per lane, wait one step, return each lane's product word."""
+        if a is not None:
+            dut.a.value = a
+        a = held_a if a is None else a
         dut.b.value = sum(b << (8 * k) for k, b in enumerate(chunk))
         await step
         got = dut.y.value
@@ -141,13 +143,14 @@ if cocotb.simulator.is_running():
         for x in range(256):
             row: list[int] = []
             for j0 in range(0, 256, lanes):
-                row.extend(await _step(dut, x, list(range(j0, j0 + lanes)), step, y_width, status, signed, "first"))
+                row.extend(await _step(dut, x if j0 == 0 else None, list(range(j0, j0 + lanes)), step, y_width,
+                                       status, signed, "first", x))
             words[x] = row
         rng = np.random.default_rng(0)
         chunks = 256 // lanes
         for i, x in enumerate(rng.permutation(256)):
             j0 = lanes * int((i * 7 + int(x)) % chunks)
-            again = await _step(dut, int(x), list(range(j0, j0 + lanes)), step, y_width, status, signed, "second")
+            again = await _step(dut, int(x), list(range(j0, j0 + lanes)), step, y_width, status, signed, "second", int(x))
             for k, w in enumerate(again):
                 if w != words[x, j0 + k]:
                     _stop(status, "order", a=_operand(int(x), signed), b=_operand(j0 + k, signed),
