@@ -156,8 +156,21 @@ def compiler() -> str:
 
 
 def _operand(ctype: str, var: str) -> str:
-    """C expression passing operand bit pattern ``var`` (0..255) as a ``ctype`` argument."""
-    return f"({ctype})({'uint8_t' if _is_unsigned(ctype) else 'int8_t'}){var}"
+    """C expression passing operand bit pattern ``var`` (0..255) as a ``ctype`` argument.
+
+    Unsigned types get the pattern 0..255, 8-bit signed types its two's-complement value;
+    a wider signed type (``int``) gets either, by the run's mode (``axhw_signed_mode``).
+    """
+    if _is_unsigned(ctype):
+        return f"({ctype})(uint8_t){var}"
+    if _TYPE_BITS.get(ctype, 8) == 8:
+        return f"({ctype})(int8_t){var}"
+    return f"(axhw_signed_mode ? ({ctype})(int8_t){var} : ({ctype})(uint8_t){var})"
+
+
+def _mode_matters(sig: CSignature) -> bool:
+    """Whether the two readings pass different operand values (a signed operand type wider than 8 bits)."""
+    return any(not _is_unsigned(t) and _TYPE_BITS.get(t, 8) > 8 for t in sig.arg_types)
 
 
 def _driver(path: Path, sig: CSignature) -> str:
@@ -170,7 +183,7 @@ def _driver(path: Path, sig: CSignature) -> str:
         "#define main axhw_user_main\n"
         f'#include "{path}"\n'
         "#undef main\n"
-        "static volatile int axhw_x = -1, axhw_y = -1;\n"
+        "static volatile int axhw_x = -1, axhw_y = -1;\nstatic int axhw_signed_mode = 0;\n"
         "static int64_t axhw_words[256 * 256];\n"
         "static void axhw_put(int fd, int v) {\n"
         "  char buf[16]; int n = 0; if (v < 0) { write(fd, \"-\", 1); v = -v; }\n"
@@ -181,6 +194,7 @@ def _driver(path: Path, sig: CSignature) -> str:
         "  write(2, \"\\n\", 1); signal(sig, SIG_DFL); raise(sig);\n}\n"
         "int main(int argc, char **argv) {\n"
         f"{handlers}\n"
+        "  axhw_signed_mode = argc > 2 && argv[2][0] == 's';\n"
         "  for (int x = 0; x < 256; x++)\n"
         "    for (int y = 0; y < 256; y++) {\n"
         "      axhw_x = x; axhw_y = y;\n"
@@ -209,7 +223,7 @@ def _where(stderr: str) -> tuple[int, int] | None:
 
 
 def sweep_c_words(path: str | os.PathLike, function: str, *, signed: bool | None = None,
-                  time_limit_s: float | None = None) -> tuple[np.ndarray, CSignature]:
+                  time_limit_s: float | None = None, signed_operands: bool = False) -> tuple[np.ndarray, CSignature]:
     """Compile a C model and evaluate it on all 65,536 operand bit patterns, in a separate process.
 
     Args:
@@ -218,6 +232,8 @@ def sweep_c_words(path: str | os.PathLike, function: str, *, signed: bool | None
         signed: how to print operands in messages (``None``: undecided).
         time_limit_s: limit (s) for the compiler and for the run, each; ``None`` is
             :data:`axhw.subproc.DEFAULT_TIME_LIMIT_S`.
+        signed_operands: pass two's-complement values to signed operand types wider
+            than 8 bits (``int``) instead of the patterns 0..255.
 
     Returns:
         ``(words, signature)``: int64 (256, 256), ``words[x, y]`` = the return value
@@ -253,7 +269,8 @@ def sweep_c_words(path: str | os.PathLike, function: str, *, signed: bool | None
     with tempfile.TemporaryDirectory(prefix="axhw-c-") as tmp:
         out = Path(tmp) / "words.bin"
         try:
-            proc = run_limited([str(exe), str(out)], cwd=tmp, timeout_s=limit, stdout=None)
+            proc = run_limited([str(exe), str(out), "s" if signed_operands else "u"], cwd=tmp, timeout_s=limit,
+                               stdout=None)
         except TimeLimitExceeded as exc:
             at = _where(exc.stderr)
             where = f", stuck at {_pair_text(*at, signed)}" if at else ""
@@ -337,7 +354,11 @@ def characterize_c(path: str | os.PathLike, function: str | None = None, *, sign
     probe = parse_signature(path.read_text(errors="replace"), function, path)
     if declared is None and probe.declared_signed:
         declared = True
-    words, sig = sweep_c_words(path, function, signed=declared, time_limit_s=time_limit_s)
+    words, sig = sweep_c_words(path, function, signed=declared, time_limit_s=time_limit_s,
+                               signed_operands=declared is not False)
+    words_u = words
+    if _mode_matters(sig) and declared is None:  # the unsigned reading needs its own operand values
+        words_u, _ = sweep_c_words(path, function, signed=False, time_limit_s=time_limit_s, signed_operands=False)
     if signed is not None:
         decision = SignednessDecision(signed, f"read as {'two' + chr(39) + 's complement' if signed else 'unsigned'}: "
                                               f"given as {'--signed' if signed else '--unsigned'}")
@@ -345,12 +366,14 @@ def characterize_c(path: str | os.PathLike, function: str | None = None, *, sign
         decision = SignednessDecision(True, f"read as two's complement: operands are declared "
                                             f"{sig.arg_types[0]} and {sig.arg_types[1]}")
     else:
-        decision = decide_signedness(c_reading(words, sig, True), c_reading(words, sig, False),
+        decision = decide_signedness(c_reading(words, sig, True), c_reading(words_u, sig, False),
                                      names=(path.stem, function),
                                      what=f"operand types {sig.arg_types[0]}/{sig.arg_types[1]} do not declare signedness")
         if decision.signed is None:
             raise CharacterizationError(f"{path}: cannot tell whether {function} multiplies signed or unsigned "
                                         f"operands: {decision.reason}; say which with --signed or --unsigned")
+    if not decision.signed:
+        words = words_u
     raw = _to_int32(path, function, c_reading(words, sig, decision.signed))
     a, b = sig.arg_names[sig.order[0]], sig.arg_names[sig.order[1]]
     y_bits = _TYPE_BITS[sig.return_type]

@@ -332,9 +332,9 @@ def decide_signedness(signed_table: np.ndarray, unsigned_table: np.ndarray, name
         note = f"; the name suggests {'signed' if hint else 'unsigned'}, which alone is not proof" if hint is not None else ""
         return SignednessDecision(None, f"{what} and neither reading is clearly a multiplication ({figures}){note}", es, eu)
     taken = "two's complement" if signed else "unsigned"
-    note = ""
+    note = "; both readings are exact products, so either gives the same signed table" if es == eu == 0 else ""
     if hint is not None:
-        note = "; the name agrees" if hint == signed else f"; the name suggests {'signed' if hint else 'unsigned'}, but the tables decide"
+        note += "; the name agrees" if hint == signed else f"; the name suggests {'signed' if hint else 'unsigned'}, but the tables decide"
     return SignednessDecision(signed, f"read as {taken}: {what}; {figures}{note}", es, eu)
 
 

@@ -130,6 +130,21 @@ def test_ambiguous_c_model_asks_and_flags_answer(db, tmp_path):
 
 
 @needs_cc
+def test_c_int_operands_get_each_readings_values(db, tmp_path):
+    # int operands fit either reading, and so does this design: it must ask, then pass the right values
+    path = write(tmp_path, "trunc2.c", "int trunc2(int a, int b) { return ((a >> 2) * 4) * b; }\n")
+    with pytest.raises(CharacterizationError, match="--signed or --unsigned"):
+        library.add(path)
+    unsigned = library.add(path, signed=False, name="t_u")
+    np.testing.assert_array_equal(np.load(db / "t_u" / "lut.npy"), np.multiply.outer((UNSIGNED >> 2) * 4, UNSIGNED))
+    assert not unsigned.signed
+    signed = library.add(path, signed=True, name="t_s")
+    np.testing.assert_array_equal(signed.lut, np.multiply.outer((SIGNED >> 2) * 4, SIGNED))  # floor shift on negatives
+    exact = write(tmp_path, "plain.c", "long plain(int a, int b) { return (long)a * b; }\n")
+    assert library.add(exact).signed and "both readings are exact" in library.signedness_reason("plain")
+
+
+@needs_cc
 def test_crashing_c_model_is_reported_with_signal_and_operands(db, tmp_path):
     path = write(tmp_path, "crash.c", "#include <stdint.h>\n#include <stddef.h>\n"
                  "uint16_t crash(uint8_t a, uint8_t b) {\n"
