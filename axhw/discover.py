@@ -32,7 +32,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +41,7 @@ from .errors import ToolMissingError, VerilogError
 from .exact import OPERAND_BITS
 from .paths import cache_dir
 from .records import PortSpec
+from .subproc import TimeLimitExceeded, run_limited
 
 __all__ = ["discover", "discover_declared", "check_combinational", "read_sidecar", "parse_modules", "ModuleInfo", "PortInfo", "SIDECAR_SUFFIX"]
 
@@ -103,7 +103,10 @@ def _preprocess(path: Path, include_dirs: tuple[Path, ...] = ()) -> str:
     with tempfile.TemporaryDirectory(prefix="axhw-pp-") as tmp:
         out = Path(tmp) / "pp.v"
         cmd = [iverilog, "-E", "-o", str(out), *(f"-I{d}" for d in (path.parent, *include_dirs)), str(path)]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
+        try:
+            proc = run_limited(cmd)
+        except TimeLimitExceeded as exc:
+            raise VerilogError(f"{path}: preprocessing did not finish within {exc.timeout_s:g} s (an include loop?)") from None
         if proc.returncode != 0 or not out.exists():
             detail = (proc.stderr or proc.stdout).strip() or f"iverilog -E exited with status {proc.returncode}"
             raise VerilogError(f"{path}: preprocessing failed: {detail}")
@@ -457,8 +460,6 @@ def check_combinational(path: str | os.PathLike, ports: PortSpec, time_limit_s: 
         VerilogError: a latch (``file:line`` of the always block and the signal) or a
             logic loop was found.
     """
-    from .subproc import TimeLimitExceeded, run_limited
-
     exe = shutil.which("yosys")
     if exe is None:
         return False

@@ -8,7 +8,6 @@ few seconds each.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import time
