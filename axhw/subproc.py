@@ -58,13 +58,23 @@ def signal_name(returncode: int) -> str | None:
         return f"signal {-returncode}"
 
 
+def _load_prctl():
+    """libc's ``prctl``, looked up once in the parent (a forked child must not call the loader)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+_prctl = _load_prctl()
+
+
 def _die_with_parent() -> None:
     """In the child, before exec: receive SIGKILL when the starting thread dies."""
-    if sys.platform.startswith("linux"):
-        try:
-            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
-        except (OSError, AttributeError):
-            pass
+    if _prctl is not None:
+        _prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG = 1
 
 
 def _kill_group(proc: subprocess.Popen, grace_s: float = _GRACE_S) -> None:
