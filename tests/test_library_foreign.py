@@ -343,3 +343,28 @@ def test_c_model_with_verilog_twin_is_costable(db, tmp_path):
     from axhw.hw import as_design
 
     assert as_design("mul8s_tw").rtl.suffix == ".v"  # hardware cost reads the Verilog
+
+
+@pytest.mark.slow
+@needs_iverilog
+def test_killing_axhw_leaves_no_simulator(db, tmp_path):
+    import signal
+    import sys
+
+    path = write(tmp_path, "runaway.v", "module runaway(input [7:0] a, input [7:0] b, output reg [15:0] y);\n"
+                 "  always @(a or b) while (1) y = y + 1;\nendmodule\n")
+    proc = subprocess.Popen([sys.executable, "-m", "axhw.cli", "add", str(path), "--time-limit", "120"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def simulators() -> list[str]:
+        ps = subprocess.run(["ps", "-eo", "stat,args"], capture_output=True, text=True).stdout
+        return [line for line in ps.splitlines() if "vvp" in line and str(tmp_path) in line and not line.startswith("Z")]
+
+    deadline = time.monotonic() + 60
+    while not simulators() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert simulators(), "the simulation never started"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    time.sleep(1)
+    assert simulators() == []
