@@ -161,7 +161,7 @@ def test_looping_c_model_is_stopped_with_operands(db, tmp_path):
     with pytest.raises(CharacterizationError, match=r"did not finish within 1 s .*stuck at a=3, b=4.*--time-limit"):
         library.add(path, time_limit_s=1)
     assert time.monotonic() - start < 15
-    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    ps = subprocess.run(["ps", "-ww", "-eo", "args"], capture_output=True, text=True).stdout
     assert str(tmp_path / "cache") not in ps  # the driver process is gone
 
 
@@ -322,7 +322,7 @@ def test_runaway_design_is_stopped_and_leaves_no_vvp(db, tmp_path):
     with pytest.raises(CharacterizationError, match=r"did not finish within 4 s and was stopped.*--time-limit"):
         library.add(path, time_limit_s=4)
     time.sleep(0.3)
-    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    ps = subprocess.run(["ps", "-ww", "-eo", "args"], capture_output=True, text=True).stdout
     assert not [line for line in ps.splitlines() if "vvp" in line and str(tmp_path) in line]
 
 
@@ -354,17 +354,19 @@ def test_killing_axhw_leaves_no_simulator(db, tmp_path):
     path = write(tmp_path, "runaway.v", "module runaway(input [7:0] a, input [7:0] b, output reg [15:0] y);\n"
                  "  always @(a or b) while (1) y = y + 1;\nendmodule\n")
     proc = subprocess.Popen([sys.executable, "-m", "axhw.cli", "add", str(path), "--time-limit", "120"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=open(tmp_path / "err.txt", "w"))
 
     def simulators() -> list[str]:
-        ps = subprocess.run(["ps", "-eo", "stat,args"], capture_output=True, text=True).stdout
+        ps = subprocess.run(["ps", "-ww", "-eo", "stat,args"], capture_output=True, text=True).stdout
         return [line for line in ps.splitlines() if "vvp" in line and str(tmp_path) in line and not line.startswith("Z")]
 
-    deadline = time.monotonic() + 60
-    while not simulators() and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert simulators(), "the simulation never started"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    try:
+        deadline = time.monotonic() + 60
+        while not simulators() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert simulators(), f"the simulation never started: {(tmp_path / 'err.txt').read_text()}"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
     time.sleep(1)
     assert simulators() == []
