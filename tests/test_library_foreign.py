@@ -333,10 +333,13 @@ def test_c_model_with_verilog_twin_is_costable(db, tmp_path):
     folder.mkdir()
     write(folder, "mul8s_tw.c", C_SIGNED_UINT)
     write(folder, "mul8s_tw.v", V_SIGNED_PLAIN)
+    write(folder, "mul8u_w64.c", C_UINT64)
     from axhw.batch import add_many
 
-    [result] = add_many([folder], progress=False)
+    result, other = add_many([folder], progress=False)  # one command, no flags: every table right
     assert result.ok and result.twin.endswith("mul8s_tw.v")
+    assert other.ok and other.signedness.startswith("unsigned")
+    np.testing.assert_array_equal(np.load(db / "mul8u_w64" / "lut.npy"), golden_w64())
     mult = library.load("mul8s_tw")
     assert mult.rtl_path.endswith("mul8s_tw.v") and mult.ports.module == "mul8s_tw" and mult.ports.y == "O"
     np.testing.assert_array_equal(mult.lut, golden_signed_tw())
