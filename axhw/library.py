@@ -50,7 +50,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from .entries import REQUIRED_FILES, commit, is_entry, read_files, read_loose, writable_root, write_lock
-from .errors import AxhwError, ConfigError, DatabaseError
+from .errors import AxhwError, CharacterizationError, ConfigError, DatabaseError
 from .io import atomic_save_npy, atomic_write_bytes, atomic_write_text, sha256_bytes, sha256_file
 from .metrics import error_metrics, error_table
 from .paths import bundled_db_dir, db_dir, db_layers, repo_root, rtl_dir, user_db_dir
@@ -69,6 +69,7 @@ __all__ = [
     "manifest",
     "list_table",
     "show",
+    "signedness_reason",
     "sign_magnitude",
     "entry_dir",
     "read_hw_file",
@@ -84,7 +85,7 @@ RECORD_SCHEMA = 2
 #: Names :func:`add` refuses: they mean something else in a layer config.
 RESERVED_NAMES = frozenset({"fp32"})
 #: Formats :func:`export` writes.
-EXPORT_FORMATS = ("c-header", "npy")
+EXPORT_FORMATS = ("c-header", "npy", "transaxx")
 #: Which hardware cost :attr:`Multiplier.hw` returns.
 DEFAULT_LIBERTY, DEFAULT_STREAM = "osu018", "uniform"
 _NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
@@ -417,7 +418,8 @@ def _entry_files(name: str, family: str, description: str, path: Path, raw: np.n
     np.save(buf, np.ascontiguousarray(raw, dtype=np.int32), allow_pickle=False)
     lut = buf.getvalue()
     rtl_sha256 = sha256_file(path)
-    metrics = error_metrics(_signed_table(raw.astype(np.int32), ports.signed))
+    metrics = error_metrics(_signed_table(raw.astype(np.int32), ports.signed),
+                            unsigned_table=None if ports.signed else raw.astype(np.int32))
     record = {
         "schema": RECORD_SCHEMA,
         "name": name,
@@ -493,27 +495,59 @@ def _tool_versions() -> dict[str, str]:
     return versions
 
 
-def _characterize(path: Path, family: str, ports_args: Mapping[str, Any],
-                  function: str | None) -> tuple[np.ndarray, PortSpec, dict[str, Any]]:
-    """Sweep one source file; returns (raw table, ports, source-specific record fields)."""
-    if path.suffix == ".c":
-        from .cmodel import compiler, sweep_c
+def _characterize(path: Path, family: str, ports_args: Mapping[str, Any], function: str | None,
+                  twin: Path | None = None, time_limit_s: float | None = None) -> tuple[np.ndarray, PortSpec, dict[str, Any]]:
+    """Sweep one source file; returns (raw table, ports, source-specific record fields).
 
-        if function is None:
-            raise ConfigError(f"{path}: a C model needs the function to sweep: --function NAME")
+    The fields include ``signedness`` (the reading taken and why); with a Verilog
+    ``twin`` of a C model they also include ``rtl``, the file the entry is made from.
+    """
+    from .lutfile import LUT_SUFFIXES
+
+    if path.suffix in LUT_SUFFIXES:
+        from .lutfile import read_transaxx
+        from .simulate import SignednessDecision
+
+        if ports_args.get("parameters") or ports_args.get("signed") is False or twin is not None:
+            raise ConfigError(f"{path}: a TransAxx LUT is a signed table; --param, --unsigned and --twin do not apply")
+        raw = read_transaxx(path)
+        ports = PortSpec(module=path.stem, a="a", b="b", y="lut", a_width=8, b_width=8,
+                         y_width=16 if np.abs(raw).max() < 2**15 else 32, signed=True, parameters={})
+        decision = SignednessDecision(True, "read as two's complement: a TransAxx LUT is indexed by the operands' "
+                                            "two's-complement bit patterns")
+        return raw, ports, {"source": "transaxx", "signedness": decision.to_json()}
+    if path.suffix == ".c":
+        from .cmodel import characterize_c, compiler
+
         verilog_only = [k for k in ("top", "a", "b", "y") if ports_args.get(k)] + (["parameters"] if ports_args.get("parameters") else [])
         if verilog_only:
             raise ConfigError(f"{path}: {', '.join(verilog_only)} only apply to Verilog designs, not to C models")
-        raw, ports = sweep_c(path, function, signed=ports_args.get("signed"))
-        return raw, ports, {"source": "c", "function": function, "tools": {"cc": compiler()}}
+        raw, ports, decision = characterize_c(path, function, signed=ports_args.get("signed"), time_limit_s=time_limit_s)
+        extra = {"source": "c", "function": ports.module, "tools": {"cc": compiler()}, "signedness": decision.to_json()}
+        if twin is None:
+            return raw, ports, extra
+        from .simulate import characterize_verilog
+
+        twin_raw, twin_ports, _ = characterize_verilog(twin, signed=ports.signed, time_limit_s=time_limit_s)
+        differ = np.argwhere(twin_raw != raw)
+        if differ.size:
+            low = -128 if ports.signed else 0
+            i, j = (int(v) for v in differ[0])
+            raise CharacterizationError(f"{twin}: not a twin of {path.name}:{ports.module}: for a={low + i}, b={low + j} "
+                                        f"the Verilog gives {int(twin_raw[i, j])}, the C model {int(raw[i, j])} "
+                                        f"({len(differ)} of 65,536 pairs differ)")
+        extra = {**extra, "source": "verilog", "tools": _tool_versions(), "rtl": twin,
+                 "c_model": {"path": str(path), "function": ports.module, "agrees": "all 65,536 pairs"}}
+        return raw, twin_ports, extra
+    if twin is not None:
+        raise ConfigError(f"{path}: --twin pairs a C model with its Verilog; {path.name} is not a .c file")
     if path.suffix not in (".v", ".sv"):
         raise ConfigError(f"{path}: expected a Verilog file (.v, .sv) or a C model (.c)")
-    from .discover import discover
-    from .simulate import sweep
+    from .simulate import characterize_verilog
 
-    ports = discover(path, **ports_args)
-    raw = sweep(path, ports, check_exact=(family == "exact"))
-    return raw, ports, {"source": "verilog", "tools": _tool_versions()}
+    raw, ports, decision = characterize_verilog(path, **ports_args, check_exact=(family == "exact"),
+                                                time_limit_s=time_limit_s)
+    return raw, ports, {"source": "verilog", "tools": _tool_versions(), "signedness": decision.to_json()}
 
 
 def _default_name(path: Path, parameters: Mapping[str, int], function: str | None) -> str:
@@ -535,6 +569,8 @@ def add(
     signed: bool | None = None,
     function: str | None = None,
     force: bool = False,
+    twin: str | os.PathLike | None = None,
+    time_limit_s: float | None = None,
 ) -> Multiplier:
     """Characterize a Verilog design or a C model exhaustively and store it in the database.
 
@@ -550,9 +586,15 @@ def add(
         parameters: Verilog parameter overrides (name -> int).
         family, description: free text stored in the record (defaults: ``"user"`` and the source).
         top, a, b, y, signed: discovery overrides (see :func:`axhw.discover.discover`).
-        function: the C function to sweep (C models only).
+        function: the C function to sweep (C models only; ``None`` picks the one named
+            like the file, else the only two-operand function).
         force: replace an existing entry of the same name, or shadow a bundled one (with a
             warning saying so); its ``hw.json`` is kept only when computed for the same design.
+        twin: a Verilog design computing the same table as the C model ``path``; the
+            entry is then made from the Verilog (so it has a hardware cost) once both
+            tables agree on all 65,536 pairs.
+        time_limit_s: limit (s) of each external run (compiler, simulator, C model);
+            ``None`` is :data:`axhw.subproc.DEFAULT_TIME_LIMIT_S`.
 
     Returns:
         The stored :class:`Multiplier`.
@@ -589,11 +631,13 @@ def add(
     writable_root(root)  # a read-only database or an AXHW_DB that is a file fails now, not after the sweep
     ports_args = {"top": top, "a": a, "b": b, "y": y, "signed": signed, "parameters": parameters}
     family = family or "user"
-    raw, ports, extra = _characterize(path, family, ports_args, function)
+    raw, ports, extra = _characterize(path, family, ports_args, function, Path(twin) if twin else None,
+                                     time_limit_s)
+    source = Path(extra.pop("rtl", path))
     # What was asked, not what was found: a repair re-runs discovery from this, not from found fields.
-    extra = {**extra, "request": {**ports_args, "function": function}}
+    extra = {**extra, "request": {**ports_args, "function": function, "twin": str(twin) if twin else None}}
     description = description or f"{ports.module} from {path.name}" + "".join(f", {k}={v}" for k, v in ports.parameters.items())
-    shadowed = _store(name, root, _entry_files(name, family, description, path, raw, ports, parameters, extra), force)
+    shadowed = _store(name, root, _entry_files(name, family, description, source, raw, ports, parameters, extra), force)
     if shadowed is not None:
         warnings.warn(f"{name} in {root} now shadows the entry in {shadowed.parent}", stacklevel=2)
     return load(name)
@@ -711,7 +755,7 @@ def _rebuild_one(name: str, entry: ManifestEntry | None, force: bool) -> str:
     if not source.is_file():
         raise DatabaseError(f"cannot re-characterize: its source {source} is gone")
     request = record.get("request")
-    if isinstance(request, dict) and set(request) == {"top", "a", "b", "y", "signed", "parameters", "function"}:
+    if isinstance(request, dict) and set(request) - {"twin"} == {"top", "a", "b", "y", "signed", "parameters", "function"}:
         add(source, name=name, family=record["family"], description=record["description"], force=True, **request)
     elif record.get("source") == "c":
         add(source, name=name, family=record["family"], description=record["description"], signed=ports.signed,
@@ -778,7 +822,8 @@ def export(name: str, format: str = "c-header", out: str | os.PathLike | None = 
     Args:
         name: database name.
         format: ``"c-header"`` (``static const int32_t axhw_<name>_lut[256][256]`` plus an
-            inline ``int32_t axhw_<name>(int8_t a, int8_t b)``) or ``"npy"`` (int32 array).
+            inline ``int32_t axhw_<name>(int8_t a, int8_t b)``), ``"npy"`` (int32 array) or
+            ``"transaxx"`` (TransAxx header indexed by bit patterns, see :mod:`axhw.lutfile`).
         out: output file, or an existing folder to write ``<name>.h`` / ``<name>.npy`` in;
             ``None`` writes them in the current folder.
 
@@ -797,6 +842,11 @@ def export(name: str, format: str = "c-header", out: str | os.PathLike | None = 
     ident = re.sub(r"\W", "_", mult.name)
     if format == "npy":
         return atomic_save_npy(target, mult.lut)
+    if format == "transaxx":
+        from .lutfile import write_transaxx
+
+        return write_transaxx(mult.lut, target,
+                              comment=f"{mult.name}: {mult.description} (axhw, from {Path(mult.rtl_path).name})")
     guard = f"AXHW_{ident.upper()}_H"
     rows = ",\n".join("  {" + ", ".join(str(int(v)) for v in row) + "}" for row in mult.lut)
     text = (
@@ -883,6 +933,50 @@ def _heatmap(mult: Multiplier, png: Path) -> Path:
     return atomic_write_bytes(png, buf.getvalue())
 
 
+def signedness_reason(name: str, short: bool = False) -> str:
+    """How the stored entry's signedness was decided (declared, given, or from the tables), one line.
+
+    Args:
+        name: database name.
+        short: a few words for a table instead of the full sentence.
+    """
+    record, _, _ = _read(entry_dir(name))
+    decision = record.get("signedness")
+    key = "short" if short else "reason"
+    if isinstance(decision, dict) and decision.get(key):
+        return str(decision[key])
+    return "not recorded" if short else "not recorded (characterized by an older axhw; `axhw rebuild` records it)"
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "n/a (rebuild)" if value is None else format(value, spec)
+
+
+def _metric_lines(e: ErrorMetrics) -> list[str]:
+    """The metrics of ``show``, with their domain and the base of every percentage."""
+    from .metrics import METRIC_DEFINITIONS
+
+    zero = {None: "unknown (rebuild)", True: "yes", False: "no: a·0 or 0·b is not 0 for some operand"}[e.zero_preserving]
+    lines = [
+        "error vs a·b over all 65,536 pairs a, b in [-128, 127] (product units; MRE/WRE/ER/rel.bias as fractions;"
+        f" % of 2^{int(np.log2(e.percent_base))} = {e.percent_base:.0f}, the 8x8 output range):",
+        f"  MAE {e.mae:.4f}  MSE {e.mse:.4f}  WCE {e.wce:.0f}  bias {e.bias:+.4f}  std {e.std:.4f}",
+        f"  MRE {e.mre:.6f}  WRE {e.wre:.6f}  ER {e.error_rate:.6f}  MAE% {e.mae_percent:.4f}  WCE% {e.wce_percent:.4f}",
+        f"  rel.bias {_fmt(e.relative_bias, '+.6f')}  reachable a, b in [-127, 127]: MAE {_fmt(e.mae_reachable, '.4f')}"
+        f"  WCE {_fmt(e.wce_reachable, '.0f')}  zero-preserving {zero}",
+    ]
+    u = e.unsigned
+    if u is not None:
+        lines += [
+            "error of the unsigned design over its own domain a, b in [0, 255]:",
+            f"  MAE {u.mae:.4f}  MSE {u.mse:.4f}  WCE {u.wce:.0f}  bias {u.bias:+.4f}  MRE {u.mre:.6f}  WRE {u.wre:.6f}"
+            f"  ER {u.error_rate:.6f}  MAE% {u.mae_percent:.4f}  WCE% {u.wce_percent:.4f}  rel.bias {_fmt(u.relative_bias, '+.6f')}",
+        ]
+    lines.append("definitions:")
+    lines += [f"  {key:<16} {text}" for key, text in METRIC_DEFINITIONS]
+    return lines
+
+
 def show(name: str, heatmap: str | os.PathLike | None = None) -> str:
     """The full record of one entry as text; also writes its error heat-map PNG when asked.
 
@@ -892,6 +986,8 @@ def show(name: str, heatmap: str | os.PathLike | None = None) -> str:
     """
     mult = load(name)
     e = mult.metrics
+    if e.zero_preserving is None:  # an older record: the metrics it lacks come from its verified table
+        e = error_metrics(mult.lut, unsigned_table=None if mult.signed else _read(entry_dir(name))[1])
     p = mult.ports
     lines = [
         f"name         {mult.name}",
@@ -901,13 +997,14 @@ def show(name: str, heatmap: str | os.PathLike | None = None) -> str:
         f"module       {p.module}({p.a}[{p.a_width}], {p.b}[{p.b_width}]) -> {p.y}[{p.y_width}]"
         f"{'  parameters ' + ', '.join(f'{k}={v}' for k, v in p.parameters.items()) if p.parameters else ''}",
         f"operands     {'signed (two' + chr(39) + 's complement)' if mult.signed else 'unsigned, used in sign-magnitude form'}",
-        "error vs a*b (product units; MRE/WRE/ER as fractions):",
-        f"  MAE {e.mae:.4f}  MSE {e.mse:.4f}  WCE {e.wce:.0f}  bias {e.bias:+.4f}  std {e.std:.4f}",
-        f"  MRE {e.mre:.6f}  WRE {e.wre:.6f}  ER {e.error_rate:.6f}  MAE% {e.mae_percent:.4f}  WCE% {e.wce_percent:.4f}",
+        f"signedness   {signedness_reason(name)}",
+        *_metric_lines(e),
     ]
     if mult.folder is not None:
         lines.insert(4, f"stored in    {mult.folder}")
-    if not mult.costs:
+    if not mult.costs and mult.rtl_path.endswith(".c") and read_hw_file(name)[0] is None:
+        lines.append("hardware     none: imported from a C model; `axhw add FILE.c --twin FILE.v --force` makes it costable")
+    elif not mult.costs:
         lines.append(f"hardware     {mult.hw_note}")
     for cost in mult.costs:
         lines.append(f"hardware     {cost.liberty}/{cost.operand_stream}: area {cost.area_um2:.1f} um2, delay "

@@ -76,16 +76,26 @@ class PortSpec:
 class ErrorMetrics:
     """Error of an approximate product table against the exact product.
 
-    With ``e = approx - exact`` over all 65,536 operand pairs:
+    With ``e = approx - exact`` over all 65,536 operand pairs of the domain
+    (signed: a, b in [-128, 127]; the ``unsigned`` part: a, b in [0, 255]):
     ``mae = mean|e|``, ``mse = mean e²``, ``wce = max|e|``,
     ``mre = mean(|e| / |exact|)`` over pairs with ``exact != 0``,
-    ``error_rate = P(e != 0)``, ``bias = mean e``, ``std = std e``,
-    ``wre = max(|e| / |exact|)`` over ``exact != 0`` (worst relative error).
-    ``mae_percent`` and ``wce_percent`` normalize by the largest exact magnitude
-    (2^14 for signed 8x8).  ``histogram`` is ``{"edges": [...], "counts": [...]}``.
+    ``error_rate = P(e != 0)`` (EvoApproxLib's EP), ``bias = mean e``, ``std = std e``,
+    ``wre = max(|e| / |exact|)`` over ``exact != 0`` (worst relative error, WCRE).
+    ``mae_percent = 100·mae / percent_base`` and ``wce_percent = 100·wce / percent_base``
+    with ``percent_base = 2^16``, the output range of an 8x8 multiplier, as EvoApproxLib
+    reports them.  ``relative_bias = mean(e / exact)`` over ``exact != 0``: the mean
+    relative error signed by the product, negative when magnitudes come out too small
+    (a scaling bias that ``bias`` averages away in sign-magnitude designs).
+    ``mae_reachable``/``wce_reachable``: MAE and WCE over a, b in [-127, 127], the
+    operands int8 quantization produces (no -128).  ``zero_preserving``: ``a·0 = 0·b = 0``
+    for every a, b.  ``unsigned``: for unsigned designs, the same metrics of the
+    design's own table over a, b in [0, 255] against ``a·b`` (``None`` for signed
+    designs).  ``histogram`` is ``{"edges": [...], "counts": [...]}`` of ``e``.
+    Fields that older records lack are ``None`` until the entry is re-characterized.
     """
 
-    SCHEMA = 1
+    SCHEMA = 2
     mae: float
     mse: float
     wce: float
@@ -97,14 +107,30 @@ class ErrorMetrics:
     mae_percent: float = 0.0
     wce_percent: float = 0.0
     histogram: dict[str, list] = field(default_factory=dict)
+    percent_base: float = 65536.0
+    relative_bias: float | None = None
+    mae_reachable: float | None = None
+    wce_reachable: float | None = None
+    zero_preserving: bool | None = None
+    unsigned: "ErrorMetrics | None" = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"schema": self.SCHEMA, **dataclasses.asdict(self)}
+        data = {"schema": self.SCHEMA, **dataclasses.asdict(self)}
+        data["unsigned"] = None if self.unsigned is None else self.unsigned.to_json()
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "ErrorMetrics":
-        _check_schema("ErrorMetrics", data, (1,))
-        return cls(**_fields_from(cls, data))
+        schema = _check_schema("ErrorMetrics", data, (1, 2))
+        values = _fields_from(cls, data)
+        if schema == 1:
+            # schema 1 gave percentages of 2^14, the largest signed product
+            values["mae_percent"] = values.get("mae_percent", 0.0) * 2**14 / 2**16
+            values["wce_percent"] = values.get("wce_percent", 0.0) * 2**14 / 2**16
+            values["percent_base"] = 65536.0
+        if values.get("unsigned") is not None:
+            values["unsigned"] = cls.from_json(values["unsigned"])
+        return cls(**values)
 
 
 @dataclass(frozen=True)

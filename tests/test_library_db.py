@@ -79,7 +79,48 @@ def test_metrics_formulas_on_a_known_error():
     nonzero = np.count_nonzero(exact_lut())
     assert m.mre == pytest.approx((4 / 6) / nonzero)
     assert m.wre == pytest.approx(4 / 6)
-    assert m.wce_percent == pytest.approx(100 * 4 / 2**14)
+    assert m.wce_percent == pytest.approx(100 * 4 / 2**16)  # EvoApproxLib's base: the 2^16 output range
+    assert m.relative_bias == pytest.approx((4 / 6) / nonzero)
+    assert m.mae_reachable == pytest.approx(6 / 255**2) and m.wce_reachable == 4
+    assert m.zero_preserving is False and m.unsigned is None
+    assert error_metrics(exact_lut()).zero_preserving is True
+
+
+def test_reachable_domain_leaves_out_minus_128():
+    lut = exact_lut().copy()
+    lut[0, :] += 100  # a = -128 only
+    m = error_metrics(lut)
+    assert m.wce == 100 and m.wce_reachable == 0 and m.mae_reachable == 0
+
+
+def test_relative_bias_exposes_a_scaling_error_that_bias_hides():
+    values = np.arange(-128, 128)
+    exact = np.multiply.outer(values, values)
+    scaled = np.trunc(exact * 0.9).astype(np.int32)  # magnitudes 10 % short, symmetric in sign
+    m = error_metrics(scaled)
+    assert abs(m.bias) < 1e-3 * m.mae  # plain bias: about 0
+    assert m.relative_bias == pytest.approx(-0.1, abs=2e-3)
+
+
+def test_unsigned_domain_metrics():
+    unsigned = exact_lut(signed=False).copy()
+    unsigned[255, 255] -= 1000  # outside the magnitudes sign-magnitude use (0..128)
+    m = error_metrics(library.sign_magnitude(unsigned), unsigned_table=unsigned)
+    assert m.wce == 0
+    assert m.unsigned.wce == 1000 and m.unsigned.mae == pytest.approx(1000 / 65536)
+    assert m.unsigned.mae_percent == pytest.approx(100 * 1000 / 65536 / 65536)
+
+
+def test_schema_1_metrics_migrate():
+    from axhw.records import ErrorMetrics
+
+    old = {"schema": 1, "mae": 4.0, "mse": 20.0, "wce": 64.0, "mre": 0.1, "error_rate": 0.5, "bias": 0.0,
+           "std": 1.0, "wre": 1.0, "mae_percent": 100 * 4 / 2**14, "wce_percent": 100 * 64 / 2**14, "histogram": {}}
+    m = ErrorMetrics.from_json(old)
+    assert m.mae_percent == pytest.approx(100 * 4 / 2**16) and m.wce_percent == pytest.approx(100 * 64 / 2**16)
+    assert m.zero_preserving is None and m.mae_reachable is None
+    again = ErrorMetrics.from_json(error_metrics(exact_lut(), unsigned_table=exact_lut(signed=False)).to_json())
+    assert again.unsigned.mae == 0 and again.zero_preserving is True
 
 
 def test_sign_magnitude_handles_minus_128():
@@ -107,14 +148,14 @@ def test_c_models_are_swept_and_loaded(entries):
 def test_c_model_errors(db, c_file, tmp_path):
     with pytest.raises(ConfigError, match="no definition of function 'mul8u_nope'.*mul8s_floor16, mul8u_exact"):
         library.add(c_file, function="mul8u_nope")
-    with pytest.raises(ConfigError, match="needs the function"):
+    with pytest.raises(ConfigError, match="needs the function.*mul8s_floor16, mul8u_exact"):
         library.add(c_file)
     with pytest.raises(ConfigError, match="parameters only apply to Verilog designs"):
         library.add(c_file, function="mul8u_exact", parameters={"K": 1})
-    wide = tmp_path / "wide.c"
-    wide.write_text("#include <stdint.h>\nint32_t mul16(int16_t a, int16_t b) { return a * b; }\n")
-    with pytest.raises(ConfigError, match=r"wide.c:2: only 8-bit operands are supported"):
-        library.add(wide, function="mul16")
+    three = tmp_path / "three.c"
+    three.write_text("#include <stdint.h>\nint32_t mul3(int8_t a, int8_t b, int c) { return a * b; }\n")
+    with pytest.raises(ConfigError, match=r"three.c:2: mul3 must take two integer operands"):
+        library.add(three, function="mul3")
     broken = tmp_path / "broken.c"
     broken.write_text("#include <stdint.h>\nuint16_t m(uint8_t a, uint8_t b) {\n  return a * b\n}\n")
     with pytest.raises(CharacterizationError, match=r"broken.c:\d+.*error"):

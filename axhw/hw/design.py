@@ -125,6 +125,9 @@ class Design:
         rtl = Path(multiplier.rtl_path)
         if not rtl.is_absolute():
             rtl = rtl_dir() / rtl
+        if rtl.suffix == ".c":
+            raise ConfigError(f"multiplier {multiplier.name!r} was imported from the C model {rtl}, which has no "
+                              f"hardware to cost; re-add it with its Verilog twin: `axhw add {rtl} --twin DESIGN.v --force`")
         if not rtl.is_file():
             raise ConfigError(f"multiplier {multiplier.name!r}: its Verilog {rtl} is missing; "
                               "restore it or rebuild the database with `axhw characterize`")
