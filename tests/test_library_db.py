@@ -202,7 +202,7 @@ def test_hw_costs_come_from_hw_json(entries):
     (entries / "floor16" / "hw.json").write_text(json.dumps(hw))
     assert library.load("floor16").hw == cost
     table = library.list_table()
-    assert "area_um2" in table and "power_saving%" in table
+    assert "area_um2" in table and "saving_vs_" in table and "vs_exact%" in table
     hw["rtl_sha256"] = "0" * 64
     (entries / "floor16" / "hw.json").write_text(json.dumps(hw))
     assert library.load("floor16").hw is None

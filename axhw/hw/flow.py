@@ -259,21 +259,45 @@ def characterize_many(names: Iterable[str] | None = None, liberty: str | Path = 
 
 
 def format_table(costs: Mapping[str, HardwareCost], mae: Mapping[str, float] | None = None,
-                 reference: str = "exact") -> str:
-    """Text table of costs side by side, with energy saving (%) versus ``reference`` when present."""
-    ref = costs.get(reference)
-    header = ["design", "area µm²", "cells", "delay ns", "power mW", "energy pJ", "saving %"]
+                 reference: str | None = None) -> str:
+    """Text table of costs side by side, with the energy saving (%) against a named reference.
+
+    Args:
+        costs: name -> cost (one Liberty library and operand stream).
+        mae: name -> mean absolute error, shown in a last column when given.
+        reference: the design savings are measured against; ``None``: the cheapest
+            zero-error design among ``costs`` (:func:`~axhw.hw.baseline.best_exact`).
+            A second column gives the saving against the behavioural ``exact`` when
+            it is in ``costs``.  The last line names the reference.
+    """
+    from .baseline import BEHAVIOURAL_EXACT, best_exact
+
+    if reference is None and costs:
+        first = next(iter(costs.values()))
+        try:
+            reference = best_exact(first.liberty, first.operand_stream, names=list(costs)).name
+        except AxhwError:
+            reference = None
+    ref = costs.get(reference) if reference else None
+    exact = costs.get(BEHAVIOURAL_EXACT)
+    header = ["design", "area µm²", "cells", "delay ns", "power mW", "energy pJ", f"saving % vs {reference or '-'}",
+              "vs exact %"]
     if mae is not None:
         header.append("MAE")
     rows = [header]
     for name, hw in costs.items():
         saving = f"{100 * (1 - hw.energy_pj / ref.energy_pj):.1f}" if ref and ref.energy_pj > 0 else "-"
+        vs_exact = f"{100 * (1 - hw.energy_pj / exact.energy_pj):.1f}" if exact and exact.energy_pj > 0 else "-"
         row = [name, f"{hw.area_um2:.0f}", str(hw.cell_count), f"{hw.delay_ns:.3f}", f"{hw.power_mw:.4f}",
-               f"{hw.energy_pj:.3f}", saving]
+               f"{hw.energy_pj:.3f}", saving, vs_exact]
         if mae is not None:
             row.append(f"{mae[name]:.2f}" if name in mae else "-")
         rows.append(row)
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
+    if reference:
+        lines.append(f"savings: energy per multiplication against {reference}"
+                     f"{' (the cheapest zero-error design listed)' if ref is not None else ''}; "
+                     f"vs exact: against the behavioural `exact`")
     return "\n".join(lines)
