@@ -16,6 +16,7 @@ unsigned core are stale and recomputed.
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import shutil
 import time
@@ -29,6 +30,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..errors import AxhwError, ConfigError, SynthesisError
+from ..paths import cache_dir
 from ..records import HardwareCost
 from . import cache
 from ._tools import tool_versions
@@ -39,7 +41,7 @@ from .power import DEFAULT_PAIRS, check_operands, estimate_power, operands_sha25
 from .synthesis import synthesize
 from .timing import critical_path
 
-__all__ = ["FlowResult", "run_flow", "cost", "characterize_many", "format_table", "STEPS"]
+__all__ = ["FlowResult", "run_flow", "cost", "workload_cost", "characterize_many", "format_table", "STEPS"]
 
 #: Steps of the flow, in order, as named in :attr:`FlowResult.seconds`.
 STEPS = ("synthesis", "equivalence", "timing", "activity", "power")
@@ -176,6 +178,28 @@ def cost(multiplier: Any, liberty: str | Path | Liberty = "osu018", operands: np
         "seconds": {k: round(v, 3) for k, v in result.seconds.items()},
     })
     return result.cost
+
+
+def workload_cost(multiplier: Any, operands: np.ndarray, liberty: str | Path | Liberty = "osu018",
+                  clock_ns: float = 10.0, *, stream: str | None = None) -> HardwareCost:
+    """:func:`cost` of a multiplier on one workload operand stream, cached outside the database.
+
+    The stream is costed in the order given (one pair per cycle), so it must be in
+    the order the datapath sees it (see :func:`axhw.emulator.collect_operands`).
+    Workload costs depend on the model and data, not only on the design, so they
+    are kept in ``cache_dir()/hw/workload/<name>-<design hash>.json`` rather than in
+    the database's ``hw.json``; synthesis is shared with the uniform cost, and each
+    stream is found again by its content hash (a repeated run costs nothing).
+
+    Args:
+        multiplier: a database name, a :class:`~axhw.library.Multiplier` or a :class:`Design`.
+        operands: int8 (N, 2) stream in datapath order.
+        liberty, clock_ns: as :func:`cost`.
+        stream: label stored as ``operand_stream`` (default ``custom-<hash>``).
+    """
+    design = as_design(multiplier)
+    path = cache_dir() / "hw" / "workload" / f"{design.name}-{design.design_sha256[:16]}.json"
+    return cost(dataclasses.replace(design, hw_json=path), liberty, operands, clock_ns, stream=stream)
 
 
 _Caught = list[tuple[type[Warning], str]]
