@@ -105,7 +105,8 @@ def _run(args: argparse.Namespace) -> int:
         ("accuracy fp32 / int8", f"{100 * result.fp32_accuracy:.2f}% / {100 * result.int8_accuracy:.2f}%"),
         ("method, seed", f"{result.method}, {result.seed}"),
         ("true evaluations", f"{len(result.history) - 1} (+{result.settings['sensitivity_evaluations']} sensitivity)"),
-        ("best power", f"{100 * best.power_rel:.1f}% of all-exact (saving {100 * best.power_saving:.1f}%)"),
+        ("best power", f"{100 * best.power_rel:.1f}% of all-{result.candidates[0]}, the cheapest exact design "
+                       f"(saving {100 * best.power_saving:.1f}%; {result.settings.get('power_model', 'uniform operands')})"),
         ("its accuracy drop", f"{result.accuracy_drop(best):.2f} points (limit {result.max_accuracy_drop:g})"),
         ("Pareto front", f"{len(result.pareto())} configurations"),
     ]
