@@ -53,23 +53,25 @@ def test_perforation_keeps_products_by_zero_and_its_published_error():
 
 # --------------------------------------------------------------------------- BAM
 def bam_model(hbl: int, vbl: int) -> np.ndarray:
-    """Mahdiani et al. 2010: the exact product minus the omitted array cells a_i b_j 2^(i+j).
+    """Mahdiani et al. 2010: the exact product minus the omitted cells' signed partial products.
 
-    Omitted: rows j < HBL and columns i + j < VBL, except the sign cells (exactly one
-    of i, j equal to 7), which carry the two's-complement weight and are kept.
+    Omitted: rows j < HBL and columns i + j < VBL; a cell's two's-complement weight is
+    -2^(i+j) when exactly one of i, j is the sign bit 7, else +2^(i+j).
     """
     omitted = np.zeros_like(A, dtype=np.int64)
     for i in range(8):
         for j in range(8):
-            sign_cell = (i == 7) != (j == 7)
-            if not sign_cell and (j < hbl or i + j < vbl):
-                omitted += bit(A, i) * bit(B, j) << (i + j)
+            if j < hbl or i + j < vbl:
+                weight = -1 if (i == 7) != (j == 7) else 1
+                omitted += weight * (bit(A, i) * bit(B, j) << (i + j))
     return A * B - omitted
 
 
 @pytest.mark.parametrize("name, hbl, vbl", [("bam_h1_v6", 1, 6), ("bam_h2_v8", 2, 8)])
 def test_bam_is_the_product_minus_the_omitted_cells(name, hbl, vbl):
-    np.testing.assert_array_equal(table(name), bam_model(hbl, vbl))
+    lut = table(name)
+    np.testing.assert_array_equal(lut, bam_model(hbl, vbl))
+    assert not lut[:, 128].any() and not lut[128, :].any()  # a·0 = 0
 
 
 # --------------------------------------------------------------------------- ETM
