@@ -362,7 +362,7 @@ def test_report_from_real_search(database, designs, tmp_path, depth):
         result = run(model, "digits", candidates=designs[1:2] if depth else designs[1:], max_accuracy_drop=2.0, budget=len(approximable),
                      method="mcts",
                      seed=0, executor="serial", eval_size=32, calib_size=16, cache_dir=False, progress=False,
-                     model_name="default")
+                     model_name="default", power="uniform")  # the test database's costs are test values
     path = result.save(tmp_path / "result.json")
     paths = write_report(load_result(path), tmp_path / "rep", command="pytest")
     check_report(paths.out_dir, result)
