@@ -33,7 +33,7 @@ from ..io import sha256_bytes
 
 __all__ = ["SearchSpace", "EXACT", "hardware_cost", "lut_digest", "ERROR_FEATURES", "efficient_candidates"]
 
-#: Name of the exact reference multiplier; always candidate 0.
+#: Name of the behavioural exact multiplier: the default reference of a hand-built space (candidate 0).
 EXACT = "exact"
 #: Error statistics of each candidate the surrogate can use, from ``ErrorMetrics``.
 ERROR_FEATURES: tuple[str, ...] = ("mae_percent", "wce_percent", "bias", "std", "error_rate")
