@@ -300,8 +300,9 @@ def run(
             is the held-out evaluation subset and ``calib`` split the calibration set,
             or an ``(images, labels)`` pair of tensors (then ``calibration`` or the
             first ``calib_size`` images calibrate).
-        candidates: candidate multiplier names (the cheapest zero-error design, the power reference, is always added first);
-            ``None``: every database multiplier with a hardware-cost record.
+        candidates: candidate multiplier names (the cheapest zero-error design, the power
+            reference, is always added first); ``None``: every database multiplier with a
+            hardware-cost record.
         max_accuracy_drop: constraint, in accuracy points below ``reference``.
         budget: true evaluations of full configurations (at least the number of ops).
         method: one of :data:`METHODS`: ``"mcts"`` (hardware-driven policy),
