@@ -872,10 +872,12 @@ def _format_rows(rows: list[tuple[str, ...]]) -> str:
 def list_table(selected: Iterable[str] | None = None) -> str:
     """A text table of database entries: name, family, MAE, WCE, ER, bias (+ hardware cost columns).
 
-    Hardware columns (``area_um2``, ``delay_ns``, ``power_mw`` and the power saving
-    against ``exact``, in percent) appear once any entry has an ``hw.json``.  Entries
-    that fail to load show their state (stale, corrupt) instead of numbers, and the
-    listing goes on.
+    Hardware columns (``area_um2``, ``delay_ns``, ``energy_pj`` and the energy saving
+    in percent against the cheapest zero-error design, named in the header and the
+    last line (:func:`axhw.hw.baseline.best_exact`), with the saving against the
+    behavioural ``exact`` beside it) appear once any entry has an ``hw.json``.
+    Entries that fail to load show their state (stale, corrupt) instead of numbers,
+    and the listing goes on.
     """
     loaded: list[Multiplier | tuple[str, str]] = []
     for name in (list(selected) if selected is not None else names()):
@@ -890,9 +892,17 @@ def list_table(selected: Iterable[str] | None = None) -> str:
                 loaded.append((name, "unknown"))
     with_hw = any(isinstance(m, Multiplier) and m.hw is not None for m in loaded)
     ref = next((m.hw for m in loaded if isinstance(m, Multiplier) and m.name == "exact"), None)
+    base = None
+    if with_hw:
+        from .hw.baseline import best_exact
+
+        try:
+            base = best_exact(DEFAULT_LIBERTY, DEFAULT_STREAM)
+        except DatabaseError:
+            base = None
     header = ["name", "family", "signed", "MAE", "WCE", "ER", "bias", "MRE%"]
     if with_hw:
-        header += ["area_um2", "delay_ns", "power_mw", "power_saving%"]
+        header += ["area_um2", "delay_ns", "energy_pj", f"saving_vs_{base.name if base else 'none'}%", "vs_exact%"]
     rows = [tuple(header)]
     for m in loaded:
         if not isinstance(m, Multiplier):
@@ -903,13 +913,19 @@ def list_table(selected: Iterable[str] | None = None) -> str:
                f"{e.error_rate:.4f}", f"{e.bias:+.2f}", f"{100 * e.mre:.3f}"]
         if with_hw:
             hw = m.hw
-            saving = f"{100 * (1 - hw.power_mw / ref.power_mw):.1f}" if hw and ref and ref.power_mw > 0 else "-"
-            row += [f"{hw.area_um2:.0f}", f"{hw.delay_ns:.3f}", f"{hw.power_mw:.4f}", saving] if hw else ["-"] * 3 + [saving]
+            saving = f"{100 * (1 - hw.energy_pj / base.energy_pj):.1f}" if hw and base else "-"
+            vs_exact = f"{100 * (1 - hw.energy_pj / ref.energy_pj):.1f}" if hw and ref and ref.energy_pj > 0 else "-"
+            row += ([f"{hw.area_um2:.0f}", f"{hw.delay_ns:.3f}", f"{hw.energy_pj:.3f}", saving, vs_exact] if hw
+                    else ["-"] * 5)
         rows.append(tuple(row))
     if len(rows) == 1:
         where = " and ".join(str(p) for p in db_layers())
         return f"the database ({where}) is empty; run `axhw rebuild` or `axhw add FILE.v`"
-    return _format_rows(rows)
+    table = _format_rows(rows)
+    if with_hw:
+        table += ("\nsavings: energy per multiplication against " + (base.label() if base else
+                  "no characterized zero-error design") + "; vs_exact: against the behavioural `exact`")
+    return table
 
 
 def _heatmap(mult: Multiplier, png: Path) -> Path:

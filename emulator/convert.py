@@ -570,25 +570,42 @@ def evaluate(model: nn.Module, loader: Iterable[Any], device: str | torch.device
     return correct / total
 
 
-def collect_operands(model: nn.Module, loader: Iterable[Any], max_pairs_per_op: int = 4096, seed: int = 0) -> dict[str, np.ndarray]:
-    """Sample the int8 operand pairs each approximated op really multiplies.
+#: Weight positions (processing elements) sampled per op by :func:`collect_operands`.
+STREAM_PES = 8
 
-    For every batch and op, ``max_pairs_per_op`` products ``(a_q[m, k], b_q[k, n])``
-    are drawn uniformly (with replacement) over all ``(batch, m, k, n)``; at the end
-    ``max_pairs_per_op`` of those are kept per op, uniformly without replacement.
+
+def collect_operands(model: nn.Module, loader: Iterable[Any], max_pairs_per_op: int = 2048, seed: int = 0,
+                     pes: int = STREAM_PES) -> dict[str, np.ndarray]:
+    """Sample, per approximated op, the int8 operand stream one multiplier sees, in datapath order.
+
+    Dataflow: weight-stationary.  Each product ``A @ B`` (``A``: activations,
+    (batch, M, K); ``B``: weights or the second attention operand, (K, N) or
+    (batch, K, N)) runs on multipliers that each hold one ``B[k, n]`` while the
+    activations ``A[i, 0..M-1, k]`` stream past it, batch after batch (for Q·Kᵀ and
+    A·V the held operand is reloaded per batch-head).  ``pes`` such (k, n)
+    positions are drawn per op (seeded); each contributes the first
+    ``max_pairs_per_op / pes`` pairs of its stream, consecutive as the hardware
+    sees them, and the streams follow one another.  Order matters: switching
+    activity, hence power, comes from consecutive pairs (:func:`axhw.hw.workload_cost`).
 
     Args:
         model: an approximated model (ops in ``"fp32"`` are skipped).
-        loader: iterable of batches (``images`` or ``(images, labels)``).
-        max_pairs_per_op: pairs returned per op.
-        seed: seed of the sampling; the same seed and data give the same pairs.
+        loader: iterable of batches (``images`` or ``(images, labels)``); iteration
+            stops once every op has its pairs.
+        max_pairs_per_op: pairs returned per op (a few thousand keep costing cheap).
+        seed: seed of the (k, n) positions; the same seed and data give the same pairs.
+        pes: multiplier positions sampled per op.
 
     Returns:
-        ``{op_name: int8 array (N, 2)}`` of ``(a, b)`` = (activation, weight or second
-        operand) codes, ``N <= max_pairs_per_op``.
+        ``{op_name: int8 array (N, 2)}`` of ``(a, b)`` = (activation, held operand)
+        codes in stream order, ``N <= max_pairs_per_op``.
     """
+    if max_pairs_per_op < 2 or pes < 1:
+        raise ConfigError(f"collect_operands needs max_pairs_per_op >= 2 and pes >= 1, got {max_pairs_per_op}, {pes}")
     generator = torch.Generator().manual_seed(seed)
-    samples: dict[str, list[torch.Tensor]] = {}
+    per_pe = max(1, -(-max_pairs_per_op // pes))
+    positions: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+    streams: dict[str, list[list[torch.Tensor]]] = {}
 
     def hook(op: AxOp, a: torch.Tensor, b: torch.Tensor, a_scale: torch.Tensor, b_scale: torch.Tensor, a_range: tuple[int, int], b_range: tuple[int, int]) -> None:
         a_q = quantize(a.detach(), a_scale.to(a.device), *a_range)
@@ -596,11 +613,22 @@ def collect_operands(model: nn.Module, loader: Iterable[Any], max_pairs_per_op: 
         M, K = a_q.shape[-2:]
         N = b_q.shape[-1]
         a_q, b_q = a_q.reshape(-1, M, K).cpu(), b_q.reshape(-1, K, N).cpu()
-        n = max_pairs_per_op
-        i = torch.randint(a_q.shape[0], (n,), generator=generator)
-        m, k, j = (torch.randint(size, (n,), generator=generator) for size in (M, K, N))
-        pairs = torch.stack([a_q[i, m, k], b_q[i if b_q.shape[0] > 1 else torch.zeros_like(i), k, j]], dim=1)
-        samples.setdefault(op.op_name, []).append(pairs)
+        if op.op_name not in positions:
+            positions[op.op_name] = (torch.randint(K, (pes,), generator=generator),
+                                     torch.randint(N, (pes,), generator=generator))
+            streams[op.op_name] = [[] for _ in range(pes)]
+        ks, ns = positions[op.op_name]
+        for p, (k, n) in enumerate(zip(ks.tolist(), ns.tolist())):
+            have = sum(len(c) for c in streams[op.op_name][p])
+            if have >= per_pe:
+                continue
+            acts = a_q[:, :, k]                                          # (batch, M), time order i then m
+            held = b_q[:, k, n].reshape(-1, 1).expand_as(acts)          # one held operand per batch row
+            pairs = torch.stack([acts.reshape(-1), held.reshape(-1)], dim=1)
+            streams[op.op_name][p].append(pairs[: per_pe - have])
+
+    def complete() -> bool:
+        return bool(streams) and all(sum(len(c) for c in pe) >= per_pe for pes_ in streams.values() for pe in pes_)
 
     ops = _ax_ops(model)
     if not ops:
@@ -614,17 +642,16 @@ def collect_operands(model: nn.Module, loader: Iterable[Any], max_pairs_per_op: 
         with torch.no_grad():
             for batch in _batches(loader):
                 model(_images(batch).to(device))
+                if complete():
+                    break
     finally:
         for _, op in ops:
             op.operand_hook = None
         model.train(was_training)
-    rng = np.random.default_rng(seed)
     result: dict[str, np.ndarray] = {}
-    for name, chunks in samples.items():
-        pairs = torch.cat(chunks).numpy().astype(np.int8)
-        if len(pairs) > max_pairs_per_op:
-            pairs = pairs[np.sort(rng.choice(len(pairs), max_pairs_per_op, replace=False))]
-        result[name] = pairs
+    for name, pe_chunks in streams.items():
+        pairs = torch.cat([torch.cat(chunks) for chunks in pe_chunks if chunks])
+        result[name] = pairs[:max_pairs_per_op].numpy().astype(np.int8)
     return result
 
 

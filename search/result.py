@@ -4,8 +4,10 @@ Units:
 
 * ``accuracy`` is top-1 accuracy in ``[0, 1]`` on the search's held-out subset.
 * ``power_rel`` is the total multiplier energy of a configuration divided by the
-  total of the all-exact design, ``Σ_ops MACs_op × energy_pj(m_op) / Σ_ops MACs_op ×
-  energy_pj(exact)`` (so ``1 - power_rel`` is the power saving).
+  total of the all-reference design, ``Σ_ops MACs_op × energy_pj(m_op) / Σ_ops MACs_op ×
+  energy_pj(reference)`` (so ``1 - power_rel`` is the power saving); the reference is
+  ``candidates[0]`` (``settings["power_reference"]``), the cheapest zero-error design
+  of the database for results written by :func:`axhw.search.run`.
 * An *accuracy drop* is in percentage points below the reference accuracy:
   ``drop = 100 × (reference_accuracy - accuracy)``, where the reference is the int8
   all-exact model (default) or the float model (``settings["reference"] == "fp32"``);

@@ -40,6 +40,7 @@ from axhw.emulator import (
     evaluate,
     layers,
     prepare,
+    quantize,
     resolve_config,
     set_backend,
     set_grad_mode,
@@ -282,6 +283,30 @@ def test_collect_operands_samples_real_code_pairs():
     assert (pairs["blocks.0.attn.av"][:, 0] >= 0).all()  # softmax codes are unsigned
     again = collect_operands(ax, loader, max_pairs_per_op=64, seed=3)
     assert all(np.array_equal(pairs[k], again[k]) for k in pairs)
+
+
+def test_collect_operands_keeps_the_weight_stationary_order():
+    ax = approximate(tiny_vit(), "exact", _image(32), progress=False)
+    images = _image(32, seed=5)
+    seen = {}
+
+    def record(op, a, b, a_scale, b_scale, a_range, b_range):
+        seen[op.op_name] = (quantize(a, a_scale, *a_range), quantize(b, b_scale, *b_range))
+
+    name = "blocks.0.mlp.fc1"
+    op = dict(ax.named_modules())[name]
+    op.operand_hook = record
+    with torch.no_grad():
+        ax(images)
+    op.operand_hook = None
+    a_q, b_q = seen[name]
+    tokens = a_q.shape[-2]
+    pairs = collect_operands(ax, [images], max_pairs_per_op=2 * tokens, seed=1, pes=2)[name].astype(np.int64)
+    for pe in (pairs[:tokens], pairs[tokens:]):
+        assert len(set(pe[:, 1].tolist())) == 1  # one weight held while the activations stream past it
+        # the activations are one input column, token after token, as the datapath sees them
+        columns = a_q.reshape(-1, a_q.shape[-1]).T.to(torch.int64).numpy()
+        assert any(np.array_equal(pe[:, 0], col) for col in columns)
 
 
 def test_evaluate_top1():

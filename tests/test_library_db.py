@@ -248,7 +248,7 @@ def test_hw_costs_come_from_hw_json(entries):
     library.update_hw_file("floor16", lambda old, key: hw_json(key))
     assert library.load("floor16").hw == cost
     table = library.list_table()
-    assert "area_um2" in table and "power_saving%" in table
+    assert "area_um2" in table and "saving_vs_" in table and "vs_exact%" in table
     # A cost computed for other parameters (or another flow) is refused by the writer and every reader.
     _, key = library.read_hw_file("floor16")
     with pytest.raises(DatabaseError, match="refusing.*stale.*parameters"):

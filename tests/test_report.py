@@ -373,7 +373,7 @@ def test_report_from_real_search(database, designs, tmp_path, depth):
         result = run(model, "digits", candidates=designs[1:2] if depth else designs[1:], max_accuracy_drop=2.0, budget=len(approximable),
                      method="mcts",
                      seed=0, executor="serial", eval_size=32, calib_size=16, cache_dir=False, progress=False,
-                     model_name="default")
+                     model_name="default", power="uniform")  # the test database's costs are test values
     path = result.save(tmp_path / "result.json")
     paths = write_report(load_result(path), tmp_path / "rep", command="pytest")
     check_report(paths.out_dir, result)
@@ -394,3 +394,28 @@ def test_unrecorded_operand_aware_energies_are_noted(result, tmp_path):
     content = gather(result)
     assert content.flags == []
     assert any("operand-aware (per-op) energies that the result does not record" in n for n in content.notes)
+
+
+def test_workload_energies_are_shown_beside_the_uniform_ones(result, tmp_path):
+    from axhw import library
+
+    uniform = {n: library.load(n).hw.energy_pj for n in result.candidates}
+    # per-op workload energies: a different fraction of the uniform figure per op
+    scale = {op.name: 0.3 + 0.1 * i for i, op in enumerate(result.ops)}
+    result.settings.update(power="operands", power_reference="exact",
+                           energy_pj={op.name: {n: e * scale[op.name] for n, e in uniform.items()} for op in result.ops})
+    content = gather(result)
+    assert content.workload_power and content.reference == "exact"
+    for row in content.rows:
+        assert row.uniform_energy_pj == pytest.approx(uniform[row.multiplier])
+        assert row.energy_pj == pytest.approx(uniform[row.multiplier] * scale[row.name])
+        assert row.reference_energy_pj == pytest.approx(uniform["exact"] * scale[row.name])
+    out = write_report(result, tmp_path / "rep")
+    md = out.markdown.read_text(encoding="utf-8")
+    layers = _section(md, "Per-layer assignment")
+    assert "pJ / mult. (uniform)" in layers and "pJ / mult. (workload)" in layers and "saving vs exact" in layers
+    assert "weight-stationary" in layers and "weight-stationary" in _section(md, "Summary")
+    row = _first_table_rows(layers)[0]
+    name = result.ops[0].name
+    mult = result.best().config[name]
+    assert f"{uniform[mult]:.4g}" in row and f"{uniform[mult] * scale[name]:.4g}" in row

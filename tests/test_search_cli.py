@@ -48,13 +48,16 @@ def test_cli_search_real_default_and_resume(tmp_path, monkeypatch, capsys):
     out = tmp_path / "r.json"
     ckpt = tmp_path / "ckpt.json"
     argv = ["search", "--candidates", name, "--budget", "25", "--eval-size", "64", "--calib-size", "32",
-            "--checkpoint", str(ckpt), "-o", str(out), "--quiet", "--no-cache"]
+            "--checkpoint", str(ckpt), "-o", str(out), "--quiet", "--no-cache", "--power", "uniform"]
     assert main(argv) == 0
     assert "result written to" in capsys.readouterr().out
     from axhw.search import SearchResult
 
     result = SearchResult.load(out)
-    assert len(result.ops) == 25 and result.candidates == ["exact", name]
+    from axhw.hw import best_exact
+
+    assert len(result.ops) == 25 and result.candidates == [best_exact().name, name]
+    assert result.settings["power_reference"] == best_exact().name
     assert 1 <= len(result.history) - 1 <= 25
     assert set(result.sensitivity) == {op.name for op in result.ops}
     # resuming a finished search re-evaluates nothing
