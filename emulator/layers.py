@@ -594,19 +594,28 @@ class AxSwinWindowAttention(AxAttention, WindowAttention):
 
 
 class AxGcvitWindowAttention(AxAttention, WindowAttentionGlobal):
-    """Approximate GCViT ``WindowAttentionGlobal``: global queries and relative position bias kept."""
+    """Approximate GCViT ``WindowAttentionGlobal``: global queries and relative position bias kept.
+
+    timm changed how the global queries of a batch meet its windows (image-major
+    ``repeat_interleave`` in newer releases, ``repeat`` before); the port pairs them as
+    the installed timm does (:func:`_timm_interleaves_global_queries`).
+    """
 
     float_type = WindowAttentionGlobal
 
     def forward(self, x: torch.Tensor, q_global: torch.Tensor | None = None) -> torch.Tensor:
+        return self._forward(x, q_global, _timm_interleaves_global_queries())
+
+    def _forward(self, x: torch.Tensor, q_global: torch.Tensor | None, interleave: bool) -> torch.Tensor:
         B, N, C = x.shape
         if self.use_global and q_global is not None:
             if x.shape[-1] != q_global.shape[-1]:
                 raise ValueError("x and q_global must have the same channel count")
             kv = self.qkv(x).reshape(B, N, 2, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
             k, v = kv.unbind(0)
-            # windows are image-major: keep each image's global query with its windows
-            q = q_global.repeat_interleave(B // q_global.shape[0], dim=0)
+            copies = B // q_global.shape[0]
+            # newer timm: windows are image-major, each image's global query stays with its windows
+            q = q_global.repeat_interleave(copies, dim=0) if interleave else q_global.repeat(copies, 1, 1, 1)
             q = q.reshape(B, N, self.num_heads, self.head_dim).permute(0, 2, 1, 3)
         else:
             qkv = self.qkv(x).reshape(B, N, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
@@ -614,6 +623,30 @@ class AxGcvitWindowAttention(AxAttention, WindowAttentionGlobal):
         x = self.merge_heads(self.attend(q, k, v, self.rel_pos))
         x = self.proj(x)
         return self.proj_drop(x)
+
+
+@functools.cache
+def _timm_interleaves_global_queries() -> bool:
+    """Whether the installed timm's ``WindowAttentionGlobal`` pairs global queries image-major.
+
+    Probed once: a small float module (built under a forked RNG, so the caller's random
+    state is untouched) runs on 2 images x 2 windows, and the port with float products
+    is compared with it in both pairings.
+
+    Raises:
+        RuntimeError: neither pairing reproduces the installed timm (an unsupported version).
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        mod = WindowAttentionGlobal(8, num_heads=2, window_size=(2, 2)).eval()
+        x, q_global = torch.randn(4, 4, 8), torch.randn(2, 4, 8)
+    port = AxGcvitWindowAttention.from_float(mod, FP32, FP32).eval()
+    with torch.no_grad():
+        want = mod(x, q_global)
+        for interleave in (True, False):
+            if torch.allclose(port._forward(x, q_global, interleave), want, rtol=1e-5, atol=1e-6):
+                return interleave
+    raise RuntimeError(f"the installed timm's WindowAttentionGlobal pairs global queries with windows in neither known way; {__name__} needs updating")
 
 
 #: timm attention type -> its approximate subclass (looked up by exact type).

@@ -209,6 +209,42 @@ def test_attention_with_fp32_products_equals_timm_forward(kind):
     torch.testing.assert_close(ax(*inputs), want, rtol=1e-6, atol=1e-6)
 
 
+def _tiled_global_query_forward(self, x, q_global=None):
+    """``WindowAttentionGlobal.forward`` of older timm releases: global queries tiled with ``repeat``."""
+    B, N, C = x.shape
+    if self.use_global and q_global is not None:
+        kv = self.qkv(x).reshape(B, N, 2, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        k, v = kv.unbind(0)
+        q = q_global.repeat(B // q_global.shape[0], 1, 1, 1)
+        q = q.reshape(B, N, self.num_heads, self.head_dim).permute(0, 2, 1, 3)
+    else:
+        qkv = self.qkv(x).reshape(B, N, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)
+    attn = self.rel_pos((q * self.scale) @ k.transpose(-2, -1)).softmax(dim=-1)
+    x = (self.attn_drop(attn) @ v).transpose(1, 2).reshape(B, N, C)
+    return self.proj_drop(self.proj(x))
+
+
+@pytest.mark.parametrize("older_timm", [False, True], ids=["installed", "older"])
+def test_gcvit_port_follows_the_installed_timm_pairing(monkeypatch, older_timm):
+    """Older timm tiles the global queries over windows, newer interleaves them: the port matches either."""
+    if older_timm:
+        monkeypatch.setattr(WindowAttentionGlobal, "forward", _tiled_global_query_forward)
+    ax_layers._timm_interleaves_global_queries.cache_clear()
+    try:
+        mod, inputs = _float_attention(WindowAttentionGlobal)
+        mod.eval()
+        ax = ATTENTION_MAPPING[WindowAttentionGlobal].from_float(copy.deepcopy(mod), "fp32", "fp32")
+        state = torch.random.get_rng_state()
+        got = ax(*inputs)  # the first forward probes the installed timm
+        assert torch.equal(torch.random.get_rng_state(), state)  # the probe leaves the caller's RNG alone
+        torch.testing.assert_close(got, mod(*inputs), rtol=1e-6, atol=1e-6)
+        if older_timm:
+            assert ax_layers._timm_interleaves_global_queries() is False
+    finally:
+        ax_layers._timm_interleaves_global_queries.cache_clear()
+
+
 @pytest.mark.parametrize("kind", list(ATTENTION_MAPPING), ids=lambda k: k.__name__)
 def test_attention_products_go_through_the_table(kind, fake_library):
     mod, inputs = _float_attention(kind)
