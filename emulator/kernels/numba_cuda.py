@@ -244,6 +244,16 @@ _RAISED: set[tuple[int, tuple[Any, ...]]] = set()
 """(device, argument types) whose overload already has the raised shared-memory limit."""
 
 
+_SM_COUNT: dict[int, int] = {}
+
+
+def _multiprocessors(device_id: int) -> int:
+    """Multiprocessor count of a device (asked once per device)."""
+    if device_id not in _SM_COUNT:
+        _SM_COUNT[device_id] = cuda.get_current_device().MULTIPROCESSOR_COUNT
+    return _SM_COUNT[device_id]
+
+
 def _launch(args: tuple[Any, ...], stream: Any, device_id: int) -> None:
     """Launch the kernel on ``stream``: one persistent block per multiprocessor (at most one per tile)."""
     kernel = lut_bmm_kernel
@@ -257,7 +267,7 @@ def _launch(args: tuple[Any, ...], stream: Any, device_id: int) -> None:
         if key not in _RAISED:
             _raise_shared_limit(kernel, args)
             _RAISED.add(key)
-        blocks = min(tiles, cuda.get_current_device().MULTIPROCESSOR_COUNT)
+        blocks = min(tiles, _multiprocessors(device_id))
     if tiles:
         kernel[blocks, THREADS, stream, LUT_BYTES](*args)
 
@@ -291,7 +301,9 @@ def lut_bmm(a: torch.Tensor, b: torch.Tensor, table: LutTable) -> torch.Tensor:
         lut = table.cached(("cuda_words", device_id), lambda: torch.from_numpy(_words(table).copy()).to(a.device))
         with cuda.gpus[device_id]:
             stream = cuda.external_stream(torch.cuda.current_stream(a.device).cuda_stream)
-            args = (cuda.as_cuda_array(a), cuda.as_cuda_array(b), cuda.as_cuda_array(lut), *scalars, cuda.as_cuda_array(out))
+            # sync=False: the kernel runs on the stream that produced the operands, so no host wait is needed
+            arrays = [cuda.as_cuda_array(x, sync=False) for x in (a, b, lut, out)]
+            args = (arrays[0], arrays[1], arrays[2], *scalars, arrays[3])
             _launch(args, stream, device_id)
         return out
     out_d = cuda.device_array((groups, m_size, n_size), dtype=np.int32)
