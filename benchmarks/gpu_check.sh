@@ -8,7 +8,8 @@
 # GPU image has them).  numba 0.68 refuses numpy >= 2.5: when `import numba` fails, a
 # numpy 2.4 cp312 wheel is taken from .whl/ (download it where pip works, see docs/gpu.md)
 # and put first on PYTHONPATH.  axhw itself is installed editable, without dependencies.
-# Logs and JSON go to $OUT (the device tool's output folder) or out/gpu_check.
+# Logs (one per step) and kernels.json go to $OUT (the device tool's output folder, which
+# returns at most 8 files) or out/gpu_check.
 # Exit status: 0 when every step passed, else the number of failed steps.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -41,8 +42,8 @@ if ! "$PY" -c "import numba" >/dev/null 2>&1; then
     "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/axhw-site "$wheel" || exit 1
     export PYTHONPATH=/tmp/axhw-site${PYTHONPATH:+:$PYTHONPATH}
 fi
-"$PY" -m pip install -q --no-deps --no-build-isolation -e . >"$OUT/install.log" 2>&1 || { cat "$OUT/install.log"; exit 1; }
-"$PY" - <<'EOF' | tee "$OUT/environment.txt"
+"$PY" -m pip install -q --no-deps --no-build-isolation -e . >/tmp/axhw-install.log 2>&1 || { cat /tmp/axhw-install.log; exit 1; }
+"$PY" - <<'EOF'  # the versions and device, into the output
 import numba, numpy, timm, torch
 from numba import cuda
 print(f"device: {torch.cuda.get_device_name() if torch.cuda.is_available() else 'NO CUDA DEVICE'}")
