@@ -599,13 +599,14 @@ class AxAttention(nn.Module):
 
 
 class AxVitAttention(AxAttention, Attention):
-    """Approximate ``timm.layers.Attention`` (ViT, DeiT): q/k norms, masks and gate kept."""
+    """Approximate ``timm.layers.Attention`` (ViT, DeiT): q/k norms, masks and gate (timm >= 1.0.28) kept."""
 
     float_type = Attention
 
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None, is_causal: bool = False) -> torch.Tensor:
         B, N, C = x.shape
-        gate = self.gate(x).sigmoid() if self.gate is not None else None
+        gate_layer = getattr(self, "gate", None)  # timm >= 1.0.28
+        gate = gate_layer(x).sigmoid() if gate_layer is not None else None
         qkv = self.qkv(x).reshape(B, N, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)  # B, H, N, D
         q, k = self.q_norm(q), self.k_norm(k)
