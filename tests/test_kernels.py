@@ -172,9 +172,14 @@ _PTX: dict[tuple[Any, ...], str] = {}
 def _compile_ptx(py_func: Any, signature: tuple[Any, ...], cc: tuple[int, int]) -> str:
     from numba import cuda
 
+    from numba.cuda.cudadrv.error import NvvmSupportError
+
     key = (py_func, signature, cc)
     if key not in _PTX:
-        _PTX[key] = cuda.compile_ptx(py_func, signature, cc=cc)[0]
+        try:
+            _PTX[key] = cuda.compile_ptx(py_func, signature, cc=cc)[0]
+        except NvvmSupportError as exc:  # a set-up problem, not a kernel problem: say which
+            pytest.fail(f"compiling CUDA kernels to PTX needs the CUDA toolkit's NVVM (libnvvm; e.g. /usr/local/cuda or pip cuda-toolkit[nvvm]): {exc}")
     return _PTX[key]
 
 
