@@ -279,6 +279,8 @@ class _WeightedAxOp(AxOp):
         is its version counter (bumped by every in-place update: optimizer steps,
         ``load_state_dict``), storage, device and dtype.  While the weight takes gradients
         ``b_codes`` is ``None`` and the product quantizes ``b`` itself (the STE needs it).
+        Writes through ``weight.data`` bypass the version counter (as they bypass autograd);
+        after such a write, reset ``_weight_key`` to ``None``.
         """
         weight = self.weight
         cacheable = not (torch.is_grad_enabled() and weight.requires_grad) and not weight.is_inference()
