@@ -27,12 +27,12 @@ counts shared-memory wavefronts, registers and occupancy, not arithmetic:
   16-bit shared load and one add into a register accumulator.
 * **No bounds checks inside.**  Out-of-range ``k`` is staged as the indices
   ``(pad_a, pad_b)`` of a zero entry of ``lut16`` (its minimum, 0 by construction), so
-  a ragged last slice adds 0 and every slice runs the same fully unrolled 32-step loop;
+  a ragged last slice adds 0 and every slice runs the same fixed 32-step loop;
   out-of-range rows and columns are computed and not stored.
 * **Register tile, persistent blocks.**  256 threads (8 warps) per block, one block
   per multiprocessor (the table fills most of its shared memory), ``8 x 4`` int32
   accumulators per thread in registers (the tests check the PTX has no local memory),
-  register cap ``65536 / 256``.  Blocks loop over ``64 x 128`` output tiles: small
+  register cap 255 (256 x 255 <= 65,536).  Blocks loop over ``64 x 128`` output tiles: small
   enough that ViT-B shapes split into tile counts that leave under 1 % of the
   multiprocessors idle in the last round (ViT-B qkv: 3,546 tiles on 132 SMs).  The
   next slice's operands are prefetched into registers while this one is used.
