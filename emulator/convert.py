@@ -69,6 +69,7 @@ __all__ = [
     "layers",
     "model_input_size",
     "resolve_config",
+    "resolve_device",
     "prepare",
     "calibrate",
     "convert",
@@ -341,6 +342,29 @@ def _swap(module: nn.Module, prefix: str, table: Mapping[str, str], options: dic
             setattr(module, name, new)
 
 
+def resolve_device(device: str | torch.device | None) -> torch.device | None:
+    """``device`` as a ``torch.device`` (``None`` stays ``None``: wherever the model is).
+
+    Raises:
+        ConfigError: not a device name, or a CUDA device this machine does not have.
+    """
+    if device is None:
+        return None
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ConfigError(f"device {device!r} is not a device name; use 'cpu', 'cuda' or 'cuda:N'") from exc
+    if resolved.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ConfigError(f"device {str(device)!r}: no usable CUDA GPU here; use device='cpu'")
+        if resolved.index is not None and resolved.index >= count:
+            raise ConfigError(f"device {str(device)!r}: this machine has {count} CUDA GPU(s) (cuda:0..cuda:{count - 1})")
+    elif resolved.type != "cpu":
+        raise ConfigError(f"device {str(device)!r}: the emulator runs on 'cpu' or 'cuda'")
+    return resolved
+
+
 def prepare(
     model: nn.Module,
     config: Config,
@@ -350,6 +374,7 @@ def prepare(
     inplace: bool = False,
     exclude: Iterable[str] = DEFAULT_EXCLUDE,
     per_channel: bool = True,
+    device: str | torch.device | None = None,
 ) -> nn.Module:
     """Swap configured ops for approximate ones, in calibrating mode.
 
@@ -363,21 +388,27 @@ def prepare(
         inplace: modify ``model`` instead of a deep copy.
         exclude: op-name globs left in float (default: the classifier head).
         per_channel: per-output-channel weight scales (else per tensor).
+        device: where the approximate model lives and runs (``"cpu"``, ``"cuda"``,
+            ``"cuda:N"``; ``None``: where ``model`` is).  The copy is moved, never the
+            caller's model (with ``inplace=True`` the model itself is moved).
 
     Returns:
         The prepared model, with ``axhw_config_`` set.
 
     Raises:
-        ConfigError, DatabaseError: see :func:`resolve_config`; an unknown backend.
+        ConfigError, DatabaseError: see :func:`resolve_config`; an unknown backend or device.
     """
     if _ax_ops(model):
         raise ConfigError("the model is already approximated; start from the float model, or use set_multipliers()")
+    target = resolve_device(device)
     table = resolve_config(model, config, exclude)
     _check_backend(backend, table.values())
     if all(m == FP32 for m in table.values()):
         warnings.warn("the config leaves every approximable layer in fp32; nothing will be emulated", stacklevel=2)
     if not inplace:
         model = copy.deepcopy(model)
+    if target is not None:
+        model.to(target)
     options = {"calibrator": calibrator, "backend": backend, "per_channel": per_channel}
     _swap(model, "", table, options)
     for name, op in _ax_ops(model):
@@ -471,17 +502,20 @@ def approximate(
     per_channel: bool = True,
     num_batches: int | None = None,
     progress: bool = True,
+    device: str | torch.device | None = None,
 ) -> nn.Module:
     """Quantize ``model`` to int8 and route its products through the configured multipliers.
 
-    ``prepare`` + ``calibrate`` + ``convert``; see those for the arguments.
+    ``prepare`` + ``calibrate`` + ``convert``; see those for the arguments.  With
+    ``device="cuda"`` the approximate copy is built, calibrated and run on the GPU
+    (calibration batches are moved there); ``model`` itself is not moved or changed.
 
     Example::
 
         ax = approximate(model, {"*": "exact", "blocks.1*": "drum_k4"}, calib_loader, num_batches=4)
         ax.axhw_config_["blocks.1.attn.qk"]   # 'drum_k4'
     """
-    model = prepare(model, config, calibrator=calibrator, backend=backend, inplace=inplace, exclude=exclude, per_channel=per_channel)
+    model = prepare(model, config, calibrator=calibrator, backend=backend, inplace=inplace, exclude=exclude, per_channel=per_channel, device=device)
     calibrate(model, calibration_data, num_batches=num_batches, progress=progress)
     return convert(model, inplace=True)
 
@@ -685,11 +719,12 @@ def compare_accuracy(
     Returns:
         ``{"fp32": top1, "int8": top1, "approx": top1}``, each in [0, 1].
     """
+    target = resolve_device(device)
     table = resolve_config(model, config, exclude)
     approximated = {op: m for op, m in table.items() if m != FP32}
     model = copy.deepcopy(model)
-    if device is not None:
-        model.to(device)
+    if target is not None:
+        model.to(target)
     result = {"fp32": evaluate(model, loader, progress=progress)}
     exact = {op: EXACT for op in approximated}
     ax = approximate(model, exact or {}, calibration_data, calibrator=calibrator, backend=backend, inplace=True, exclude=exclude, num_batches=num_batches, progress=progress)

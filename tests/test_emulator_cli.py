@@ -29,3 +29,14 @@ def test_emulate_reports_bad_config_without_traceback(capsys, tmp_path):
     config.write_text("{not json")
     assert main(["emulate", "--config", str(config), "--no-progress"]) == 2
     assert "not valid JSON" in capsys.readouterr().err
+
+
+def test_emulate_device_errors_are_one_line(capsys):
+    assert main(["emulate", "--device", "tpu", "--limit", "8", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "'tpu' is not a device name" in err and "Traceback" not in err
+    import torch
+
+    if not torch.cuda.is_available():
+        assert main(["emulate", "--device", "cuda", "--limit", "8", "--no-progress"]) == 2
+        assert "no usable CUDA GPU" in capsys.readouterr().err

@@ -318,3 +318,44 @@ def test_evaluate_top1():
     assert evaluate(model, [(images[:4], labels[:4]), (images[4:], labels[4:])], progress=False) == pytest.approx(4 / 6)
     with pytest.raises(DataError, match="no image"):
         evaluate(model, [], progress=False)
+
+
+def test_device_names_are_checked_before_any_work():
+    model = tiny_vit()
+    with pytest.raises(ConfigError, match="not a device name"):
+        approximate(model, "exact", _image(32), device="gpu0", progress=False)
+    with pytest.raises(ConfigError, match="runs on 'cpu' or 'cuda'"):
+        approximate(model, "exact", _image(32), device="meta", progress=False)
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="no usable CUDA GPU"):
+            approximate(model, "exact", _image(32), device="cuda", progress=False)
+
+
+def test_approximate_on_a_device_leaves_the_callers_model_alone():
+    model = tiny_vit()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    ax = approximate(model, "exact", _image(32), device=device, progress=False)
+    assert all(p.device.type == "cpu" for p in model.parameters())
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert not any(isinstance(m, AxOp) for m in model.modules())
+    assert all(p.device.type == device for p in ax.parameters())
+    with torch.no_grad():
+        out = ax(_image(32).to(device))
+    assert out.device.type == device and out.shape == (1, 5)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("multiplier", ["exact", APPROX])
+def test_emulation_on_the_gpu_agrees_with_the_cpu(fake_library, multiplier):
+    """Same calibration, same model: the GPU emulation (cuBLAS int8 / CUDA LUT kernel) matches the CPU one."""
+    model = tiny_vit()
+    images = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(3))
+    cpu = approximate(model, multiplier, images, progress=False)
+    gpu = copy.deepcopy(cpu).to("cuda")
+    with torch.no_grad():
+        want, got = cpu(images), gpu(images.cuda()).cpu()
+    # float ops (LayerNorm, GELU, softmax) differ in the last bits between devices and can move a
+    # value across a rounding boundary of the next quantizer: a few 1-LSB flips, not a wrong product
+    assert float((got - want).abs().max()) <= 0.05 * float(want.abs().max()), (got, want)
