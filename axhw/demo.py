@@ -52,12 +52,13 @@ def _stage_hardware(out: Path) -> None:
     from . import library
     from .hw import characterize_many, format_table
     from .io import atomic_write_text
+    from .records import DEFAULT_LIBERTY
 
-    costs = characterize_many(None, "osu018", jobs=2)
+    costs = characterize_many(None, DEFAULT_LIBERTY, jobs=2)
     mae = {m.name: m.metrics.mae for m in library.load_all()}
     table = format_table(costs, mae)
     atomic_write_text(out / "hardware_costs.txt", table + "\n")
-    print("osu018, 10 ns clock, uniform int8 operands; energy per multiplication, saving vs exact:")
+    print(f"{DEFAULT_LIBERTY}, 10 ns clock, uniform int8 operands; energy per multiplication, saving vs exact:")
     print(table)
 
 

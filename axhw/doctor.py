@@ -16,23 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-__all__ = ["Check", "run_checks", "format_table", "LIBERTY_FILES", "find_liberty"]
+from .hw.liberty import LIBERTY_FILES, find_liberty
+from .records import DEFAULT_LIBERTY
+
+__all__ = ["Check", "run_checks", "format_table"]
 
 APT = "apt-get install -y"
-
-#: Standard-cell Liberty libraries axhw knows by name (Debian's qflow-tech-* packages).
-LIBERTY_FILES: dict[str, str] = {
-    "osu018": "/usr/share/qflow/tech/osu018/osu018_stdcells.lib",
-    "osu035": "/usr/share/qflow/tech/osu035/osu035_stdcells.lib",
-    "osu050": "/usr/share/qflow/tech/osu050/osu05_stdcells.lib",
-}
-
-
-def find_liberty(name: str) -> Path | None:
-    """Path of a known Liberty library by name, or ``None`` when it is not installed."""
-    path = Path(LIBERTY_FILES.get(name, ""))
-    return path if name in LIBERTY_FILES and path.is_file() else None
-
 
 @dataclass(frozen=True)
 class Check:
@@ -80,8 +69,8 @@ def _python_package(dist: str, module: str | None = None, required: bool = True)
 
 def _liberty() -> Check:
     found = [name for name in LIBERTY_FILES if find_liberty(name)]
-    return Check("Liberty cell libraries", "osu018" in found, ", ".join(found) or "none", True,
-                 f"{APT} qflow-tech-osu018", detail=LIBERTY_FILES["osu018"])
+    return Check("Liberty cell libraries", DEFAULT_LIBERTY in found, ", ".join(found) or "none", True,
+                 f"{APT} qflow-tech-{DEFAULT_LIBERTY}", detail=LIBERTY_FILES[DEFAULT_LIBERTY])
 
 
 def _cc() -> Check:

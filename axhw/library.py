@@ -47,7 +47,7 @@ from .errors import ConfigError, DatabaseError
 from .io import atomic_save_npy, atomic_write_bytes, atomic_write_json, atomic_write_text, sha256_bytes, sha256_file
 from .metrics import error_metrics, error_table
 from .paths import db_dir, rtl_dir
-from .records import ErrorMetrics, HardwareCost, PortSpec
+from .records import DEFAULT_LIBERTY, ErrorMetrics, HardwareCost, PortSpec
 
 __all__ = [
     "Multiplier",
@@ -72,7 +72,7 @@ RECORD_SCHEMA = 1
 #: Formats :func:`export` writes.
 EXPORT_FORMATS = ("c-header", "npy")
 #: Which hardware cost :attr:`Multiplier.hw` returns.
-DEFAULT_LIBERTY, DEFAULT_STREAM = "osu018", "uniform"
+DEFAULT_STREAM = "uniform"
 _NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
 _MANIFEST = "library.json"
 _RECORD_KEYS = {"name", "family", "description", "rtl_path", "rtl_sha256", "signed", "ports", "lut", "metrics"}

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from .errors import DatabaseError
 
-__all__ = ["PortSpec", "ErrorMetrics", "HardwareCost"]
+__all__ = ["PortSpec", "ErrorMetrics", "HardwareCost", "OpInfo", "DEFAULT_LIBERTY"]
+
+#: The cell library hardware costs are quoted on unless a caller names another
+#: (Debian's ``qflow-tech-osu018``; see :data:`axhw.hw.liberty.LIBERTY_FILES`).
+DEFAULT_LIBERTY = "osu018"
 
 
 def _check_schema(kind: str, data: dict[str, Any], known: tuple[int, ...]) -> int:
@@ -143,3 +147,22 @@ class HardwareCost:
     def from_json(cls, data: dict[str, Any]) -> "HardwareCost":
         _check_schema("HardwareCost", data, (1,))
         return cls(**_fields_from(cls, data))
+
+
+@dataclass(frozen=True)
+class OpInfo:
+    """One approximable multiplication site of a model.
+
+    Found by :func:`axhw.emulator.list_ops`; stored in search results and read by the
+    report, which is why it lives here and not in the emulator.
+
+    Attributes:
+        name: op name used by configs (module path; ``<attention>.qk`` / ``.av`` for
+            the attention products).
+        kind: ``"linear"``, ``"conv"``, ``"qk"`` (``Q·Kᵀ``) or ``"av"`` (``A·V``).
+        macs_per_image: multiply-accumulates of this op for one input image.
+    """
+
+    name: str
+    kind: Literal["linear", "conv", "qk", "av"]
+    macs_per_image: int

@@ -37,9 +37,8 @@ import difflib
 import fnmatch
 import re
 import warnings
-from dataclasses import dataclass
 from itertools import islice
-from typing import Any, Final, Iterable, Literal, Mapping
+from typing import Any, Final, Iterable, Mapping
 
 import numpy as np
 import torch
@@ -47,6 +46,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from axhw.errors import ConfigError, DataError
+from axhw.records import OpInfo
 
 from . import kernels
 from .functional import FAKE_QUANT, GRAD_MODES
@@ -85,22 +85,6 @@ __all__ = [
 DEFAULT_EXCLUDE: Final[tuple[str, ...]] = ("head",)
 _WILDCARDS = re.compile(r"\[[^\]]*\]|[*?]")
 Config = Mapping[str, str] | str
-
-
-@dataclass(frozen=True)
-class OpInfo:
-    """One approximable multiplication site of a model.
-
-    Attributes:
-        name: op name used by configs (module path; ``<attention>.qk`` / ``.av`` for
-            the attention products).
-        kind: ``"linear"``, ``"conv"``, ``"qk"`` (``Q·Kᵀ``) or ``"av"`` (``A·V``).
-        macs_per_image: multiply-accumulates of this op for one input image.
-    """
-
-    name: str
-    kind: Literal["linear", "conv", "qk", "av"]
-    macs_per_image: int
 
 
 # ---------------------------------------------------------------------------- discovery

@@ -22,6 +22,7 @@ import numpy as np
 
 from ..errors import ConfigError, DatabaseError
 from ..io import sha256_bytes
+from ..records import DEFAULT_LIBERTY
 from .baselines import NSGA2, GreedySensitivity, Knapsack, RandomSearch, UniformSweep
 from .evaluate import Evaluator, ModelTask
 from .mcts import MCTS
@@ -278,7 +279,7 @@ def run(
     eval_size: int | None = None,
     calib_size: int = 128,
     calibration: Any = None,
-    liberty: str = "osu018",
+    liberty: str = DEFAULT_LIBERTY,
     power: str = "uniform",
     backend: str = "auto",
     reference: str = "int8",

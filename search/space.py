@@ -25,6 +25,7 @@ import numpy as np
 
 from ..errors import ConfigError, DatabaseError
 from ..io import sha256_bytes
+from ..records import DEFAULT_LIBERTY
 
 __all__ = ["SearchSpace", "EXACT", "hardware_cost", "lut_digest", "ERROR_FEATURES", "efficient_candidates"]
 
@@ -42,13 +43,13 @@ def _missing_cost(name: str, liberty: str, stream: str = "uniform") -> DatabaseE
     )
 
 
-def hardware_cost(multiplier: Any, liberty: str = "osu018") -> Any:
+def hardware_cost(multiplier: Any, liberty: str = DEFAULT_LIBERTY) -> Any:
     """The uniform-operand :class:`~axhw.records.HardwareCost` of ``multiplier`` on ``liberty``.
 
     Raises:
         DatabaseError: no such record (the message says how to characterize it).
     """
-    if liberty == "osu018" and getattr(multiplier, "hw", None) is not None:
+    if liberty == DEFAULT_LIBERTY and getattr(multiplier, "hw", None) is not None:
         return multiplier.hw
     for cost in getattr(multiplier, "costs", ()) or ():
         if cost.liberty == liberty and cost.operand_stream == "uniform":
@@ -65,7 +66,7 @@ class SearchSpace:
     """Ops, candidate multipliers, and the energy of every (op, candidate) pair.
 
     Args:
-        ops: the approximable ops in model order (:class:`axhw.emulator.OpInfo`:
+        ops: the approximable ops in model order (:class:`axhw.records.OpInfo`:
             ``name``, ``kind``, ``macs_per_image``).
         candidates: candidate multiplier names.  ``"exact"`` is added first when
             absent (it is the power reference and keeps every constraint reachable);
@@ -96,7 +97,7 @@ class SearchSpace:
         error_metrics: Mapping[str, Any] | None = None,
         lut_sha256: Mapping[str, str] | None = None,
         rtl_sha256: Mapping[str, str] | None = None,
-        liberty: str = "osu018",
+        liberty: str = DEFAULT_LIBERTY,
     ) -> None:
         if not ops:
             raise ConfigError("the model has no approximable ops (no Linear, Conv or attention matmul found)")
@@ -250,7 +251,7 @@ class SearchSpace:
         ops: Sequence[Any],
         candidates: Sequence[str],
         *,
-        liberty: str = "osu018",
+        liberty: str = DEFAULT_LIBERTY,
         operands: Mapping[str, np.ndarray] | None = None,
         progress: bool = False,
     ) -> "SearchSpace":
@@ -308,7 +309,7 @@ class SearchSpace:
         )
 
 
-def efficient_candidates(max_n: int | None = None, liberty: str = "osu018") -> list[str]:
+def efficient_candidates(max_n: int | None = None, liberty: str = DEFAULT_LIBERTY) -> list[str]:
     """Database designs worth searching: cheaper than exact and not dominated in (energy, MAE).
 
     A design is kept when no other design has both lower-or-equal energy per

@@ -44,7 +44,7 @@ _DESIGNS = {
 
 
 def _liberty_sha() -> str:
-    from axhw.doctor import find_liberty
+    from axhw.hw.liberty import find_liberty
 
     path = find_liberty("osu018")
     return sha256_file(path) if path is not None else "0" * 64
@@ -333,7 +333,7 @@ def test_liberty_changed_since_synthesis_is_flagged(result, database, designs, t
         for cost in data["costs"]:
             cost["liberty_sha256"] = "1" * 64
         path.write_text(json.dumps(data))
-    from axhw.doctor import find_liberty
+    from axhw.hw.liberty import find_liberty
 
     if find_liberty("osu018") is None:
         pytest.skip("osu018 Liberty file not installed")

@@ -29,7 +29,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..errors import AxhwError, ConfigError, SynthesisError
-from ..records import HardwareCost
+from ..records import DEFAULT_LIBERTY, HardwareCost
 from . import cache
 from ._tools import tool_versions
 from .design import Design, as_design
@@ -134,7 +134,7 @@ def run_flow(design: Design, liberty: Liberty, operands: np.ndarray, clock_ns: f
     return FlowResult(hw, seconds, vectors, timed, activity.mean_rate, work)
 
 
-def cost(multiplier: Any, liberty: str | Path | Liberty = "osu018", operands: np.ndarray | None = None,
+def cost(multiplier: Any, liberty: str | Path | Liberty = DEFAULT_LIBERTY, operands: np.ndarray | None = None,
          clock_ns: float = 10.0, *, stream: str | None = None, seed: int = 0, n_pairs: int = DEFAULT_PAIRS,
          force: bool = False) -> HardwareCost:
     """Area (µm²), delay (ns), power (mW) and energy per multiplication (pJ) of a multiplier.
@@ -192,7 +192,7 @@ def _worker(name: str, liberty: str, clock_ns: float, force: bool) -> tuple[str,
     return name, result, [(w.category, str(w.message)) for w in caught], error
 
 
-def characterize_many(names: Iterable[str] | None = None, liberty: str | Path = "osu018", *, clock_ns: float = 10.0,
+def characterize_many(names: Iterable[str] | None = None, liberty: str | Path = DEFAULT_LIBERTY, *, clock_ns: float = 10.0,
                       jobs: int = 1, force: bool = False, progress: bool = True) -> dict[str, HardwareCost]:
     """Uniform-stream hardware cost of many database entries, ``jobs`` designs at a time.
 
