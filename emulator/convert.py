@@ -79,6 +79,7 @@ __all__ = [
     "evaluate",
     "collect_operands",
     "compare_accuracy",
+    "device_of",
 ]
 
 #: Op-name globs left in float unless the caller says otherwise.
@@ -143,7 +144,7 @@ def model_input_size(model: nn.Module) -> tuple[int, int, int]:
 
 
 def _example_input(model: nn.Module, input_size: tuple[int, int, int] | None) -> torch.Tensor:
-    return torch.zeros(1, *(input_size or model_input_size(model)), device=_device_of(model))
+    return torch.zeros(1, *(input_size or model_input_size(model)), device=device_of(model))
 
 
 def layers(model: nn.Module, input_size: tuple[int, int, int] | None = None) -> list[OpInfo]:
@@ -379,7 +380,8 @@ def _images(batch: Any) -> torch.Tensor:
     return batch[0] if isinstance(batch, (tuple, list)) else batch
 
 
-def _device_of(model: nn.Module) -> torch.device:
+def device_of(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter (CPU for a model without parameters)."""
     param = next(iter(model.parameters()), None)
     return param.device if param is not None else torch.device("cpu")
 
@@ -400,7 +402,7 @@ def calibrate(model: nn.Module, data: Any, *, num_batches: int | None = None, pr
     Raises:
         DataError: no batch was given, or a layer met NaN/Inf (the message names it).
     """
-    device = _device_of(model)
+    device = device_of(model)
     batches = _batches(data)
     total = num_batches if num_batches is not None else (len(batches) if hasattr(batches, "__len__") else None)
     was_training = model.training
@@ -535,7 +537,7 @@ def evaluate(model: nn.Module, loader: Iterable[Any], device: str | torch.device
     """
     if device is not None:
         model.to(device)
-    device = _device_of(model)
+    device = device_of(model)
     was_training = model.training
     correct = total = 0
     model.eval()
@@ -589,7 +591,7 @@ def collect_operands(model: nn.Module, loader: Iterable[Any], max_pairs_per_op: 
     ops = _ax_ops(model)
     if not ops:
         raise ConfigError("collect_operands needs an approximated model (see approximate())")
-    device = _device_of(model)
+    device = device_of(model)
     was_training = model.training
     model.eval()
     for _, op in ops:
