@@ -24,13 +24,12 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..errors import ConfigError, DatabaseError
+from ..exact import EXACT
 from ..io import sha256_bytes
 from ..records import DEFAULT_LIBERTY
 
 __all__ = ["SearchSpace", "EXACT", "hardware_cost", "lut_digest", "ERROR_FEATURES", "efficient_candidates"]
 
-#: Name of the exact reference multiplier; always candidate 0.
-EXACT = "exact"
 #: Error statistics of each candidate the surrogate can use, from ``ErrorMetrics``.
 ERROR_FEATURES: tuple[str, ...] = ("mae_percent", "wce_percent", "bias", "std", "error_rate")
 

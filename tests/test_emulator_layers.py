@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import importlib
-import importlib.util
 from types import SimpleNamespace
 
 import numpy as np
@@ -105,7 +104,6 @@ def test_ste_backward_is_fake_quant_gradient_with_clipping_mask():
     assert (mask_a == 0).any() and (a.grad[mask_a == 0] == 0).all()
 
 
-@pytest.mark.skipif(importlib.util.find_spec("axhw.emulator.gradients") is None, reason="gradients module not written yet")
 def test_lut_grad_mode_of_exact_multiplier_equals_ste():
     from axhw.emulator.gradients import gradient_tables
 
