@@ -66,7 +66,7 @@ from .quantization import quantize
 __all__ = [
     "OpInfo",
     "DEFAULT_EXCLUDE",
-    "layers",
+    "list_ops",
     "model_input_size",
     "resolve_config",
     "prepare",
@@ -147,7 +147,7 @@ def _example_input(model: nn.Module, input_size: tuple[int, int, int] | None) ->
     return torch.zeros(1, *(input_size or model_input_size(model)), device=device_of(model))
 
 
-def layers(model: nn.Module, input_size: tuple[int, int, int] | None = None) -> list[OpInfo]:
+def list_ops(model: nn.Module, input_size: tuple[int, int, int] | None = None) -> list[OpInfo]:
     """Every approximable op of ``model`` with its multiply-accumulates per image.
 
     Approximable: ``nn.Linear``, ``nn.Conv2d`` (zero padding), and the two products of
@@ -266,7 +266,7 @@ def resolve_config(model: nn.Module, config: Config, exclude: Iterable[str] = DE
             )
         close = difflib.get_close_matches(pattern, ops, n=5, cutoff=0.5)
         hint = f"; close names: {', '.join(close)}" if close else f"; layers look like {', '.join(ops[:3])}, ..."
-        raise ConfigError(f"config pattern {pattern!r} matches no approximable layer{hint} (list them with axhw.emulator.layers(model))")
+        raise ConfigError(f"config pattern {pattern!r} matches no approximable layer{hint} (list them with axhw.emulator.list_ops(model))")
     table: dict[str, str] = {}
     for op in ops:
         if op not in allowed:

@@ -338,7 +338,7 @@ def run(
 
     from .. import library
     from ..emulator import DEFAULT_EXCLUDE
-    from ..emulator import layers as emulator_layers
+    from ..emulator import list_ops as emulator_layers
 
     if candidates is not None and len(list(candidates)) == 0:
         raise ConfigError("the candidate set is empty; pass at least one multiplier name "

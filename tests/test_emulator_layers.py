@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import importlib
 from types import SimpleNamespace
 
 import numpy as np
@@ -26,9 +25,8 @@ from axhw.emulator import (
     weight_scale,
 )
 from axhw.emulator.kernels import prepare_table
+from axhw.emulator import layers as ax_layers
 
-# the package re-exports the function ``layers``, which shadows the module of the same name
-ax_layers = importlib.import_module("axhw.emulator.layers")
 
 APPROX = "trunc4_test"
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 
 import numpy as np
@@ -19,9 +18,7 @@ from axhw.emulator.gradients import (
     lut_backward_reference,
 )
 from axhw.errors import ConfigError
-
-# the module, not the function ``axhw.emulator.layers`` that the package re-exports
-ax_layers = importlib.import_module("axhw.emulator.layers")
+from axhw.emulator import layers as ax_layers
 
 
 @pytest.fixture(autouse=True, scope="module")
