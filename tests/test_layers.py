@@ -111,7 +111,7 @@ def test_no_private_name_is_imported_from_another_package():
 @pytest.mark.parametrize("package", ["axhw", "axhw.emulator", "axhw.emulator.kernels", "axhw.search", "axhw.hw",
                                      "axhw.report", "axhw.commands"])
 def test_no_public_name_shadows_a_submodule(package):
-    """``axhw.emulator.convert`` must be the module: a function of that name would hide it."""
+    """A function named like a submodule hides the module from ``from package import name``."""
     pkg = importlib.import_module(package)
     submodules = {info.name for info in pkgutil.iter_modules(pkg.__path__)}
     public = set(getattr(pkg, "__all__", ())) | {n for n in vars(pkg) if not n.startswith("_")}
