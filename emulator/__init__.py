@@ -9,7 +9,7 @@ Typical use::
     top1 = evaluate(ax, test_loader)
 """
 
-from .convert import (
+from axhw.emulator.conversion import (
     DEFAULT_EXCLUDE,
     OpInfo,
     approximate,
@@ -42,7 +42,7 @@ from .layers import (
     exact_lut,
     load_lut,
 )
-from .retrain import RetrainReport, RetrainResult, model_fingerprint, retrain, retrain_config
+from axhw.emulator.retraining import RetrainReport, RetrainResult, model_fingerprint, retrain, retrain_config
 from .quantization import (
     CALIBRATORS,
     Calibrator,

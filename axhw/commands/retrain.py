@@ -54,7 +54,7 @@ def _load_config(path: Path) -> dict[str, str]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..emulator.retrain import retrain_config
+    from axhw.emulator.retraining import retrain_config
 
     config = {"*": args.multiplier} if args.multiplier else _load_config(args.config)
     grads = ("ste", "lut") if args.grad == "both" else (args.grad,)
