@@ -48,6 +48,7 @@ from .io import atomic_save_npy, atomic_write_bytes, atomic_write_json, atomic_w
 from .metrics import error_metrics, error_table
 from .paths import db_dir, rtl_dir
 from .records import DEFAULT_LIBERTY, ErrorMetrics, HardwareCost, PortSpec
+from .text import text_table
 
 __all__ = [
     "Multiplier",
@@ -336,16 +337,10 @@ def load_all() -> list[Multiplier]:
 
 def _tool_versions() -> dict[str, str]:
     import importlib.metadata
-    import subprocess
 
-    versions = {"cocotb": importlib.metadata.version("cocotb")}
-    try:
-        out = subprocess.run(["iverilog", "-V"], capture_output=True, text=True).stdout
-        match = re.search(r"version (\S+)", out)
-        versions["iverilog"] = match.group(1) if match else "unknown"
-    except OSError:
-        versions["iverilog"] = "missing"
-    return versions
+    from .tools import tool_version
+
+    return {"cocotb": importlib.metadata.version("cocotb"), "iverilog": tool_version("iverilog") or "missing"}
 
 
 def _characterize(path: Path, family: str, ports_args: Mapping[str, Any],
@@ -537,13 +532,6 @@ def export(name: str, format: str = "c-header", out: str | os.PathLike | None = 
     return atomic_write_text(Path(out or f"{mult.name}.h"), text)
 
 
-def _format_rows(rows: list[tuple[str, ...]]) -> str:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(line.rstrip() for line in lines)
-
-
 def list_table(selected: Iterable[str] | None = None) -> str:
     """A text table of database entries: name, family, MAE, WCE, ER, bias (+ hardware cost columns).
 
@@ -577,7 +565,7 @@ def list_table(selected: Iterable[str] | None = None) -> str:
         rows.append(tuple(row))
     if len(rows) == 1:
         return f"the database {db_dir()} is empty; run `axhw rebuild` or `axhw add FILE.v`"
-    return _format_rows(rows)
+    return text_table(rows, left=2)
 
 
 def _heatmap(mult: Multiplier, png: Path) -> Path:

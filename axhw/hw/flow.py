@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from ..errors import AxhwError, ConfigError, SynthesisError
 from ..records import DEFAULT_LIBERTY, HardwareCost
+from ..text import text_table
 from . import cache
 from ._tools import tool_versions
 from .design import Design, as_design
@@ -273,7 +274,4 @@ def format_table(costs: Mapping[str, HardwareCost], mae: Mapping[str, float] | N
         if mae is not None:
             row.append(f"{mae[name]:.2f}" if name in mae else "-")
         rows.append(row)
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return text_table(rows, left=1)
