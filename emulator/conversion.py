@@ -33,11 +33,14 @@ Config rules
 from __future__ import annotations
 
 import copy
+import json
+import os
 import difflib
 import fnmatch
 import re
 import warnings
 from itertools import islice
+from pathlib import Path
 from typing import Any, Final, Iterable, Mapping
 
 import numpy as np
@@ -68,6 +71,7 @@ __all__ = [
     "DEFAULT_EXCLUDE",
     "list_ops",
     "model_input_size",
+    "load_config",
     "resolve_config",
     "prepare",
     "calibrate",
@@ -216,6 +220,30 @@ def _excluded(name: str, exclude: Iterable[str]) -> bool:
 def _check_multiplier(name: str) -> None:
     if name != FP32:
         _cached_lut(name)  # DatabaseError lists the known names; ConfigError for non-8-bit
+
+
+def load_config(path: str | os.PathLike) -> dict[str, str]:
+    """Read a layer config file: a JSON object mapping layer-name globs to multiplier names.
+
+    The file ``axhw emulate --config`` and ``axhw retrain --config`` take; the result
+    goes to :func:`resolve_config` / :func:`approximate` as it is.
+
+    Raises:
+        ConfigError: the file is missing or unreadable, is not JSON, or is not an object
+            of strings (glob -> ``"exact"``, ``"fp32"`` or a multiplier name).
+    """
+    path = Path(path)
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file {str(path)!r} does not exist") from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {str(path)!r}: {exc.strerror or exc}") from exc
+    except ValueError as exc:  # JSONDecodeError (says line and column) or UnicodeDecodeError
+        raise ConfigError(f"config file {str(path)!r} is not valid JSON: {exc}") from exc
+    if not isinstance(config, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in config.items()):
+        raise ConfigError(f"config file {str(path)!r} must hold a JSON object of layer glob -> multiplier name")
+    return config
 
 
 def resolve_config(model: nn.Module, config: Config, exclude: Iterable[str] = DEFAULT_EXCLUDE) -> dict[str, str]:

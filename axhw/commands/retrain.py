@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
-
-from ..errors import ConfigError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -41,22 +38,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=_run)
 
 
-def _load_config(path: Path) -> dict[str, str]:
-    try:
-        config = json.loads(path.read_text())
-    except FileNotFoundError as exc:
-        raise ConfigError(f"config file {str(path)!r} does not exist") from exc
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"config file {str(path)!r} is not valid JSON: {exc}") from exc
-    if not isinstance(config, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in config.items()):
-        raise ConfigError(f"config file {str(path)!r} must hold a JSON object of layer glob -> multiplier name")
-    return config
-
-
 def _run(args: argparse.Namespace) -> int:
+    from axhw.emulator import load_config
     from axhw.emulator.retraining import retrain_config
 
-    config = {"*": args.multiplier} if args.multiplier else _load_config(args.config)
+    config = {"*": args.multiplier} if args.multiplier else load_config(args.config)
     grads = ("ste", "lut") if args.grad == "both" else (args.grad,)
     report = retrain_config(
         config, model=args.model, checkpoint=args.weights, data=args.data, grads=grads, epochs=args.epochs,
