@@ -10,7 +10,6 @@ import importlib
 import importlib.metadata
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 from .hw.liberty import LIBERTY_FILES, find_liberty

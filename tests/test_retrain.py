@@ -21,13 +21,7 @@ from axhw.errors import ConfigError
 from axhw.emulator import layers as ax_layers
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny shapes gain nothing from threads, and spinning threads stall on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 OPS = np.arange(-128, 128)
 EXACT = np.outer(OPS, OPS).astype(np.int32)
