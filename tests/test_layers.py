@@ -11,6 +11,8 @@ import ast
 import importlib
 import importlib.util
 import pkgutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -118,3 +120,20 @@ def test_no_public_name_shadows_a_submodule(package):
     shadowing = sorted(name for name in submodules & public
                        if not isinstance(getattr(pkg, name), type(pkg)))
     assert not shadowing, f"{package}: {', '.join(shadowing)} name both a submodule and something else"
+
+
+def test_reading_a_result_loads_no_deep_learning_stack(tmp_path):
+    """``axhw report`` works from a result file: torch, timm and numba stay unloaded."""
+    from axhw.records import OpInfo
+    from axhw.search.result import Evaluation, SearchResult
+
+    ops = [OpInfo("blocks.0.mlp.fc1", "linear", 10), OpInfo("blocks.0.attn.qk", "qk", 30)]
+    config = {op.name: "exact" for op in ops}
+    path = SearchResult("m", "digits", ops, ["exact"], "uniform", 0, 1.0, 0.91, 0.9,
+                        [Evaluation(0, "reference", config, 0.9, 1.0)]).save(tmp_path / "result.json")
+    code = ("import sys; from axhw.report import load_result; import axhw.commands.report; "
+            f"assert load_result({str(path)!r}).ops[0].kind == 'linear'; "
+            "print(sorted(m for m in ('torch', 'timm', 'numba') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]", proc.stdout
