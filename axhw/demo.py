@@ -74,6 +74,7 @@ STAGES: list[tuple[str, Callable[[Path], None]]] = [
 _DEMO_BATCH = 64
 _DEMO_CALIB_BATCHES = 4
 _DEMO_SEARCH_EVAL = 200  # test images per true evaluation in the search stage
+_DEMO_SEARCH_BUDGET = 25  # true evaluations the search may make after its sensitivity profile
 
 
 def _stage_default_model(out: Path) -> None:
@@ -239,7 +240,7 @@ def _stage_search(out: Path) -> None:
         raise AxhwError("no multiplier cheaper than exact has a hardware cost; run the hardware cost stage first")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConstraintWarning)
-        result = run("default", "digits", candidates, max_accuracy_drop=1.0, budget=25, method="mcts", seed=0,
+        result = run("default", "digits", candidates, max_accuracy_drop=1.0, budget=_DEMO_SEARCH_BUDGET, method="mcts", seed=0,
                      eval_size=_DEMO_SEARCH_EVAL, calib_size=128, checkpoint=out / "search_checkpoint.json", progress=False,
                      settings={"command": "python -m axhw.demo  # stage: search (axhw.demo._stage_search)"})
     result.save(out / "search_result.json")
