@@ -113,7 +113,7 @@ def _stage_uniform_accuracy(out: Path) -> None:
     from . import library
     from .data import get_loader
     from .emulator import approximate, evaluate, set_multipliers
-    from axhw.emulator.retraining import model_fingerprint
+    from .emulator.retrain import model_fingerprint
     from .io import atomic_write_bytes, atomic_write_json, atomic_write_text
     from .models import default_model
 
@@ -190,7 +190,7 @@ def _stage_retrain(out: Path) -> None:
     import json
 
     from .data import num_classes
-    from axhw.emulator.retraining import retrain_config
+    from .emulator.retrain import retrain_config
 
     uniform_path = out / "accuracy" / "uniform.json"
     if not uniform_path.is_file():
@@ -266,7 +266,7 @@ def _retrain_chosen(result: Any, config: dict[str, str], out: Path) -> dict[str,
 
     Returns the ``retrained`` summary the report takes: ``accuracy`` in [0, 1] plus settings.
     """
-    from axhw.emulator.retraining import retrain_config
+    from .emulator.retrain import retrain_config
 
     eval_size = int(result.settings.get("eval_images", _DEMO_SEARCH_EVAL))
     report = retrain_config(config, out_dir=out / "retrain_chosen", grads=("ste",), epochs=1,

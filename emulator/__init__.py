@@ -9,7 +9,7 @@ Typical use::
     top1 = evaluate(ax, test_loader)
 """
 
-from axhw.emulator.conversion import (
+from .convert import (
     DEFAULT_EXCLUDE,
     OpInfo,
     approximate,
@@ -43,7 +43,7 @@ from .layers import (
     exact_lut,
     load_lut,
 )
-from axhw.emulator.retraining import RetrainReport, RetrainResult, model_fingerprint, retrain, retrain_config
+from .retrain import RetrainReport, RetrainResult, model_fingerprint, retrain, retrain_config
 from .quantization import (
     CALIBRATORS,
     Calibrator,

@@ -21,7 +21,7 @@ first operand ``a`` and the weight (or second activation) as ``b``:
   They always take the unfused path, since fused SDPA hides both products.
 
 Each layer starts *calibrating* (float forward, observers record the inputs) after
-:func:`~axhw.emulator.conversion.prepare`; :meth:`AxOp.freeze` (called by ``convert``)
+:func:`~axhw.emulator.convert.prepare`; :meth:`AxOp.freeze` (called by ``convert``)
 copies the observers' scales into buffers and switches to the integer path.
 Observers and scales are buffers and the multiplier name is the module's extra
 state, so ``state_dict()`` round-trips a calibrated model.

@@ -39,8 +39,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from axhw.emulator import load_config
-    from axhw.emulator.retraining import retrain_config
+    from ..emulator import load_config
+    from ..emulator.retrain import retrain_config
 
     config = {"*": args.multiplier} if args.multiplier else load_config(args.config)
     grads = ("ste", "lut") if args.grad == "both" else (args.grad,)
