@@ -110,6 +110,16 @@ def test_no_private_name_is_imported_from_another_package():
     assert not found, "\n".join(found)
 
 
+def test_imports_are_absolute():
+    """``from ..library import x`` climbs folders that the package-dir mapping does not lay out on disk."""
+    found = []
+    for module, path in _package_sources().items():
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                found.append(f"{path.relative_to(REPO)}:{node.lineno} from {'.' * node.level}{node.module or ''}")
+    assert not found, "write these imports absolute (from axhw.… import …):\n" + "\n".join(found)
+
+
 @pytest.mark.parametrize("package", ["axhw", "axhw.emulator", "axhw.emulator.kernels", "axhw.search", "axhw.hw",
                                      "axhw.report", "axhw.commands"])
 def test_no_public_name_shadows_a_submodule(package):
