@@ -21,6 +21,7 @@ __all__ = ["Check", "run_checks", "format_table"]
 
 APT = "apt-get install -y"
 
+
 @dataclass(frozen=True)
 class Check:
     """Outcome of one dependency check."""

@@ -33,10 +33,10 @@ Config rules
 from __future__ import annotations
 
 import copy
-import json
-import os
 import difflib
 import fnmatch
+import json
+import os
 import re
 import warnings
 from itertools import islice
