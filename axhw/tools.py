@@ -18,6 +18,7 @@ _CC_QUERY = ("--version",), r"(\d+\.\d+(?:\.\d+)?)"
 VERSION_QUERIES: dict[str, tuple[tuple[str, ...], str]] = {
     "iverilog": (("-V",), r"Icarus Verilog version (\S+)"),
     "yosys": (("-V",), r"Yosys (\S+)"),
+    "yosys-abc": (("-q", "version"), r"ABC (\S+)"),  # the ABC yosys runs for technology mapping
     "sta": (("-version",), r"(\d+\.\d+\.\d+)"),
     "cc": _CC_QUERY,
     "gcc": _CC_QUERY,
