@@ -29,7 +29,7 @@ import numpy as np
 
 
 def main(argv: list[str] | None = None) -> int:
-    from axhw.emulator import list_ops
+    from axhw.emulator import layers
     from axhw.models import default_model
     from axhw.search import METHODS, ConstraintWarning, Evaluator, ModelTask, SearchSpace, hypervolume_curve, run_on_space
     from axhw.search.api import _load_split
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
 
     candidates = args.candidates.split(",") if args.candidates else efficient_candidates(args.max_candidates)
     model = default_model()
-    ops = [op for op in list_ops(model) if op.name.split(".")[0] != "head"]
+    ops = [op for op in layers(model) if op.name.split(".")[0] != "head"]
     space = SearchSpace.from_library(ops, candidates)
     images, labels = _load_split("digits", "test", args.eval_size)
     calib = _load_split("digits", "calib", args.calib_size)[0]

@@ -22,7 +22,6 @@ import numpy as np
 
 from ..errors import ConfigError, DatabaseError
 from ..io import sha256_bytes
-from ..records import DEFAULT_LIBERTY
 from .baselines import NSGA2, GreedySensitivity, Knapsack, RandomSearch, UniformSweep
 from .evaluate import Evaluator, ModelTask
 from .mcts import MCTS
@@ -279,7 +278,7 @@ def run(
     eval_size: int | None = None,
     calib_size: int = 128,
     calibration: Any = None,
-    liberty: str = DEFAULT_LIBERTY,
+    liberty: str = "osu018",
     power: str = "uniform",
     backend: str = "auto",
     reference: str = "int8",
@@ -338,7 +337,7 @@ def run(
 
     from .. import library
     from ..emulator import DEFAULT_EXCLUDE
-    from ..emulator import list_ops as emulator_layers
+    from ..emulator import layers as emulator_layers
 
     if candidates is not None and len(list(candidates)) == 0:
         raise ConfigError("the candidate set is empty; pass at least one multiplier name "

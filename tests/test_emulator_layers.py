@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import importlib
 
 import numpy as np
 import pytest
@@ -26,6 +27,8 @@ from axhw.emulator import (
 from axhw.emulator.kernels import prepare_table
 from axhw.testing import truncated_product
 from _emulator_doubles import APPROX
+
+ax_layers = importlib.import_module("axhw.emulator.layers")
 
 
 def numpy_lut_matmul(a_q: np.ndarray, b_q: np.ndarray, lut: np.ndarray) -> np.ndarray:
