@@ -52,12 +52,13 @@ def _stage_hardware(out: Path) -> None:
     from . import library
     from .hw import characterize_many, format_table
     from .io import atomic_write_text
+    from .records import DEFAULT_LIBERTY
 
-    costs = characterize_many(None, "osu018", jobs=2)
+    costs = characterize_many(None, DEFAULT_LIBERTY, jobs=2)
     mae = {m.name: m.metrics.mae for m in library.load_all()}
     table = format_table(costs, mae)
     atomic_write_text(out / "hardware_costs.txt", table + "\n")
-    print("osu018, 10 ns clock, uniform int8 operands; energy per multiplication, saving vs the cheapest "
+    print(f"{DEFAULT_LIBERTY}, 10 ns clock, uniform int8 operands; energy per multiplication, saving vs the cheapest "
           "zero-error design (named in the column) and vs the behavioural exact:")
     print(table)
 
@@ -74,6 +75,7 @@ STAGES: list[tuple[str, Callable[[Path], None]]] = [
 _DEMO_BATCH = 64
 _DEMO_CALIB_BATCHES = 4
 _DEMO_SEARCH_EVAL = 200  # test images per true evaluation in the search stage
+_DEMO_SEARCH_BUDGET = 25  # true evaluations the search may make after its sensitivity profile
 
 
 def _stage_default_model(out: Path) -> None:
@@ -253,7 +255,7 @@ def _stage_search(out: Path) -> None:
                         "stage first")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConstraintWarning)
-        result = run("default", "digits", candidates, max_accuracy_drop=1.0, budget=25, method="mcts", seed=0,
+        result = run("default", "digits", candidates, max_accuracy_drop=1.0, budget=_DEMO_SEARCH_BUDGET, method="mcts", seed=0,
                      eval_size=_DEMO_SEARCH_EVAL, calib_size=128, checkpoint=out / "search_checkpoint.json", progress=False,
                      settings={"command": "python -m axhw.demo  # stage: search (axhw.demo._stage_search)"})
     result.save(out / "search_result.json")

@@ -53,8 +53,9 @@ from .entries import REQUIRED_FILES, commit, is_entry, read_files, read_loose, w
 from .errors import AxhwError, CharacterizationError, ConfigError, DatabaseError
 from .io import atomic_save_npy, atomic_write_bytes, atomic_write_text, sha256_bytes, sha256_file
 from .metrics import error_metrics, error_table
-from .paths import bundled_db_dir, db_dir, db_layers, repo_root, rtl_dir, user_db_dir
-from .records import ErrorMetrics, HardwareCost, PortSpec, hw_key, read_hw_costs
+from .paths import bundled_db_dir, db_layers, repo_root, rtl_dir, user_db_dir
+from .records import DEFAULT_LIBERTY, ErrorMetrics, HardwareCost, PortSpec, hw_key, read_hw_costs
+from .text import text_table
 
 __all__ = [
     "Multiplier",
@@ -87,7 +88,7 @@ RESERVED_NAMES = frozenset({"fp32"})
 #: Formats :func:`export` writes.
 EXPORT_FORMATS = ("c-header", "npy", "transaxx")
 #: Which hardware cost :attr:`Multiplier.hw` returns.
-DEFAULT_LIBERTY, DEFAULT_STREAM = "osu018", "uniform"
+DEFAULT_STREAM = "uniform"
 _NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
 _MANIFEST = "library.json"
 _RECORD_KEYS = {"name", "family", "description", "rtl_path", "rtl_sha256", "signed", "ports", "lut", "metrics"}
@@ -483,16 +484,10 @@ def _store(name: str, root: Path, files: dict[str, bytes], force: bool) -> Path 
 
 def _tool_versions() -> dict[str, str]:
     import importlib.metadata
-    import subprocess
 
-    versions = {"cocotb": importlib.metadata.version("cocotb")}
-    try:
-        out = subprocess.run(["iverilog", "-V"], capture_output=True, text=True).stdout
-        match = re.search(r"version (\S+)", out)
-        versions["iverilog"] = match.group(1) if match else "unknown"
-    except OSError:
-        versions["iverilog"] = "missing"
-    return versions
+    from .tools import tool_version
+
+    return {"cocotb": importlib.metadata.version("cocotb"), "iverilog": tool_version("iverilog") or "missing"}
 
 
 def _characterize(path: Path, family: str, ports_args: Mapping[str, Any], function: str | None,
@@ -862,13 +857,6 @@ def export(name: str, format: str = "c-header", out: str | os.PathLike | None = 
     return atomic_write_text(target, text)
 
 
-def _format_rows(rows: list[tuple[str, ...]]) -> str:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(line.rstrip() for line in lines)
-
-
 def list_table(selected: Iterable[str] | None = None) -> str:
     """A text table of database entries: name, family, MAE, WCE, ER, bias (+ hardware cost columns).
 
@@ -921,7 +909,7 @@ def list_table(selected: Iterable[str] | None = None) -> str:
     if len(rows) == 1:
         where = " and ".join(str(p) for p in db_layers())
         return f"the database ({where}) is empty; run `axhw rebuild` or `axhw add FILE.v`"
-    table = _format_rows(rows)
+    table = text_table(rows, left=2)
     if with_hw:
         table += ("\nsavings: energy per multiplication against " + (base.label() if base else
                   "no characterized zero-error design") + "; vs_exact: against the behavioural `exact`")

@@ -11,13 +11,16 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from .errors import DatabaseError
 
-__all__ = ["PortSpec", "ErrorMetrics", "HardwareCost", "HW_SCHEMA", "HW_FLOW_VERSION", "HW_WRAPPER_VERSION",
-           "hw_key", "read_hw_costs"]
+__all__ = ["PortSpec", "ErrorMetrics", "HardwareCost", "OpInfo", "DEFAULT_LIBERTY", "HW_SCHEMA", "HW_FLOW_VERSION",
+           "HW_WRAPPER_VERSION", "hw_key", "read_hw_costs"]
 
+#: The cell library hardware costs are quoted on unless a caller names another
+#: (Debian's ``qflow-tech-osu018``; see :data:`axhw.hw.liberty.LIBERTY_FILES`).
+DEFAULT_LIBERTY = "osu018"
 #: Schema number of ``hw.json``; 2 added the ``key`` that every reader checks.
 HW_SCHEMA = 2
 #: Bumped whenever the hardware flow (scripts, constraints, activity model) changes results.
@@ -237,3 +240,20 @@ def read_hw_costs(data: bytes | None, key: dict[str, Any], where: str,
     except (ValueError, TypeError, AttributeError, DatabaseError) as exc:
         return (), f"{where} is unreadable ({exc}); {fix}"
     return costs, ""
+@dataclass(frozen=True)
+class OpInfo:
+    """One approximable multiplication site of a model.
+
+    Found by :func:`axhw.emulator.list_ops`; stored in search results and read by the
+    report, which is why it lives here and not in the emulator.
+
+    Attributes:
+        name: op name used by configs (module path; ``<attention>.qk`` / ``.av`` for
+            the attention products).
+        kind: ``"linear"``, ``"conv"``, ``"qk"`` (``Q·Kᵀ``) or ``"av"`` (``A·V``).
+        macs_per_image: multiply-accumulates of this op for one input image.
+    """
+
+    name: str
+    kind: Literal["linear", "conv", "qk", "av"]
+    macs_per_image: int

@@ -38,6 +38,7 @@ from numba import config, cuda, int32, types, uint16
 from axhw.emulator.kernels import KERNELS, LutTable, prepare_table
 from axhw.emulator.kernels import numba_cuda
 from axhw.emulator.kernels.reference import lut_matmul as reference_matmul
+from axhw.testing import operand_truncation, truncated_partial_products
 
 VALUES = np.arange(-128, 128)
 
@@ -54,21 +55,6 @@ VIT_B_B64: dict[str, tuple[int, int, int, int]] = {
     "fc1": (1, 12608, 768, 3072),
     "fc2": (1, 12608, 3072, 768),
 }
-
-
-def truncated_partial_products(columns: int) -> np.ndarray:
-    """Sign-magnitude multiplier that drops partial-product bits of weight < 2**columns.
-
-    ``lut(a, b) = sign(a b) * sum_{i + j >= columns} a_i b_j 2**(i + j)`` over the bits of
-    ``|a|`` and ``|b|``: exact product plus an error of rank ``columns``.
-    """
-    mag = np.abs(VALUES)
-    out = np.zeros((256, 256), np.int64)
-    for i in range(8):
-        for j in range(8):
-            if i + j >= columns:
-                out += np.outer((mag >> i) & 1, (mag >> j) & 1) << (i + j)
-    return (np.outer(np.sign(VALUES), np.sign(VALUES)) * out).astype(np.int32)
 
 
 def random_table(seed: int = 0) -> np.ndarray:
@@ -108,12 +94,6 @@ def _check_sampled(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor, table: L
     for g in range(min(a.shape[0], 4)):
         pick = rng.choice(a.shape[1], size=min(rows, a.shape[1]), replace=False)
         np.testing.assert_array_equal(out_np[g, pick], reference_matmul(a_np[g, pick], b_np[g], table.lut))
-
-
-def operand_truncation(bits: int) -> np.ndarray:
-    """Both operands' ``bits`` low magnitude bits dropped: ``lut = f(a) f(b)``, one rank-1 term."""
-    f = np.sign(VALUES) * ((np.abs(VALUES) >> bits) << bits)
-    return np.outer(f, f).astype(np.int32)
 
 
 def low_rank_tables() -> dict[str, LutTable]:

@@ -35,11 +35,13 @@ from __future__ import annotations
 import copy
 import difflib
 import fnmatch
+import json
+import os
 import re
 import warnings
-from dataclasses import dataclass
 from itertools import islice
-from typing import Any, Final, Iterable, Literal, Mapping
+from pathlib import Path
+from typing import Any, Final, Iterable, Mapping
 
 import numpy as np
 import torch
@@ -47,6 +49,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from axhw.errors import ConfigError, DataError
+from axhw.records import OpInfo
 
 from . import kernels
 from .functional import FAKE_QUANT, GRAD_MODES
@@ -66,8 +69,9 @@ from .quantization import quantize
 __all__ = [
     "OpInfo",
     "DEFAULT_EXCLUDE",
-    "layers",
+    "list_ops",
     "model_input_size",
+    "load_config",
     "resolve_config",
     "resolve_device",
     "prepare",
@@ -80,28 +84,13 @@ __all__ = [
     "evaluate",
     "collect_operands",
     "compare_accuracy",
+    "device_of",
 ]
 
 #: Op-name globs left in float unless the caller says otherwise.
 DEFAULT_EXCLUDE: Final[tuple[str, ...]] = ("head",)
 _WILDCARDS = re.compile(r"\[[^\]]*\]|[*?]")
 Config = Mapping[str, str] | str
-
-
-@dataclass(frozen=True)
-class OpInfo:
-    """One approximable multiplication site of a model.
-
-    Attributes:
-        name: op name used by configs (module path; ``<attention>.qk`` / ``.av`` for
-            the attention products).
-        kind: ``"linear"``, ``"conv"``, ``"qk"`` (``Q·Kᵀ``) or ``"av"`` (``A·V``).
-        macs_per_image: multiply-accumulates of this op for one input image.
-    """
-
-    name: str
-    kind: Literal["linear", "conv", "qk", "av"]
-    macs_per_image: int
 
 
 # ---------------------------------------------------------------------------- discovery
@@ -160,10 +149,10 @@ def model_input_size(model: nn.Module) -> tuple[int, int, int]:
 
 
 def _example_input(model: nn.Module, input_size: tuple[int, int, int] | None) -> torch.Tensor:
-    return torch.zeros(1, *(input_size or model_input_size(model)), device=_device_of(model))
+    return torch.zeros(1, *(input_size or model_input_size(model)), device=device_of(model))
 
 
-def layers(model: nn.Module, input_size: tuple[int, int, int] | None = None) -> list[OpInfo]:
+def list_ops(model: nn.Module, input_size: tuple[int, int, int] | None = None) -> list[OpInfo]:
     """Every approximable op of ``model`` with its multiply-accumulates per image.
 
     Approximable: ``nn.Linear``, ``nn.Conv2d`` (zero padding), and the two products of
@@ -234,6 +223,30 @@ def _check_multiplier(name: str) -> None:
         _cached_lut(name)  # DatabaseError lists the known names; ConfigError for non-8-bit
 
 
+def load_config(path: str | os.PathLike) -> dict[str, str]:
+    """Read a layer config file: a JSON object mapping layer-name globs to multiplier names.
+
+    The file ``axhw emulate --config`` and ``axhw retrain --config`` take; the result
+    goes to :func:`resolve_config` / :func:`approximate` as it is.
+
+    Raises:
+        ConfigError: the file is missing or unreadable, is not JSON, or is not an object
+            of strings (glob -> ``"exact"``, ``"fp32"`` or a multiplier name).
+    """
+    path = Path(path)
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file {str(path)!r} does not exist") from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {str(path)!r}: {exc.strerror or exc}") from exc
+    except ValueError as exc:  # JSONDecodeError (says line and column) or UnicodeDecodeError
+        raise ConfigError(f"config file {str(path)!r} is not valid JSON: {exc}") from exc
+    if not isinstance(config, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in config.items()):
+        raise ConfigError(f"config file {str(path)!r} must hold a JSON object of layer glob -> multiplier name")
+    return config
+
+
 def resolve_config(model: nn.Module, config: Config, exclude: Iterable[str] = DEFAULT_EXCLUDE) -> dict[str, str]:
     """The explicit per-op table a config assigns, over every approximable op of ``model``.
 
@@ -282,7 +295,7 @@ def resolve_config(model: nn.Module, config: Config, exclude: Iterable[str] = DE
             )
         close = difflib.get_close_matches(pattern, ops, n=5, cutoff=0.5)
         hint = f"; close names: {', '.join(close)}" if close else f"; layers look like {', '.join(ops[:3])}, ..."
-        raise ConfigError(f"config pattern {pattern!r} matches no approximable layer{hint} (list them with axhw.emulator.layers(model))")
+        raise ConfigError(f"config pattern {pattern!r} matches no approximable layer{hint} (list them with axhw.emulator.list_ops(model))")
     table: dict[str, str] = {}
     for op in ops:
         if op not in allowed:
@@ -426,7 +439,8 @@ def _images(batch: Any) -> torch.Tensor:
     return batch[0] if isinstance(batch, (tuple, list)) else batch
 
 
-def _device_of(model: nn.Module) -> torch.device:
+def device_of(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter (CPU for a model without parameters)."""
     param = next(iter(model.parameters()), None)
     return param.device if param is not None else torch.device("cpu")
 
@@ -447,7 +461,7 @@ def calibrate(model: nn.Module, data: Any, *, num_batches: int | None = None, pr
     Raises:
         DataError: no batch was given, or a layer met NaN/Inf (the message names it).
     """
-    device = _device_of(model)
+    device = device_of(model)
     batches = _batches(data)
     total = num_batches if num_batches is not None else (len(batches) if hasattr(batches, "__len__") else None)
     was_training = model.training
@@ -585,7 +599,7 @@ def evaluate(model: nn.Module, loader: Iterable[Any], device: str | torch.device
     """
     if device is not None:
         model.to(device)
-    device = _device_of(model)
+    device = device_of(model)
     was_training = model.training
     correct = total = 0
     model.eval()
@@ -667,7 +681,7 @@ def collect_operands(model: nn.Module, loader: Iterable[Any], max_pairs_per_op: 
     ops = _ax_ops(model)
     if not ops:
         raise ConfigError("collect_operands needs an approximated model (see approximate())")
-    device = _device_of(model)
+    device = device_of(model)
     was_training = model.training
     model.eval()
     for _, op in ops:

@@ -41,7 +41,9 @@ from timm.models.gcvit import WindowAttentionGlobal
 from timm.models.swin_transformer import WindowAttention
 from torch import nn
 
+from axhw import exact
 from axhw.errors import ConfigError, DataError
+from axhw.exact import EXACT
 
 from . import kernels
 from .functional import FAKE_QUANT, GRAD_MODES, quantized_matmul
@@ -72,8 +74,6 @@ __all__ = [
     "ATTENTION_MAPPING",
 ]
 
-#: Multiplier name of the exact int8 product (needs no database).
-EXACT: Final[str] = "exact"
 #: Config value that leaves an op in float32.
 FP32: Final[str] = "fp32"
 
@@ -84,9 +84,12 @@ _UNSIGNED: Final[tuple[int, int]] = (0, QUANT_MAX)
 
 @functools.cache
 def exact_lut() -> np.ndarray:
-    """The exact signed int8 product table: ``lut[a + 128, b + 128] = a · b`` (int32, 256×256)."""
-    values = np.arange(-128, 128, dtype=np.int32)
-    lut = np.outer(values, values).astype(np.int32)
+    """The exact signed table of :func:`axhw.exact.exact_lut` (``lut[a + 128, b + 128] = a · b``), read-only.
+
+    Cached because every exact layer shares it; read-only so that no caller can
+    change the table the others see.
+    """
+    lut = exact.exact_lut(signed=True)
     lut.setflags(write=False)
     return lut
 
@@ -106,10 +109,7 @@ def load_lut(name: str) -> np.ndarray:
         return exact_lut()
     if name == FP32:
         raise ConfigError("'fp32' leaves a layer in float; it has no product table")
-    try:
-        from axhw import library
-    except ImportError as exc:  # pragma: no cover - only before the library lands
-        raise ConfigError(f"unknown multiplier {name!r}: the multiplier database is not available; only 'exact' works") from exc
+    from axhw import library
     multiplier = library.load(name)
     ports = getattr(multiplier, "ports", None)
     widths = (getattr(ports, "a_width", 8), getattr(ports, "b_width", 8))

@@ -38,7 +38,7 @@ from torch import nn
 from axhw.errors import ConfigError
 from axhw.io import atomic_write_bytes
 
-from .convert import _device_of
+from .convert import device_of as _device_of
 
 __all__ = ["RetrainResult", "RetrainReport", "retrain", "retrain_config", "model_fingerprint", "CHECKPOINT_NAME", "BEST_NAME"]
 

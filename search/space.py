@@ -29,12 +29,12 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..errors import ConfigError, DatabaseError
+from ..exact import EXACT
 from ..io import sha256_bytes
+from ..records import DEFAULT_LIBERTY
 
 __all__ = ["SearchSpace", "EXACT", "hardware_cost", "lut_digest", "ERROR_FEATURES", "efficient_candidates"]
 
-#: Name of the behavioural exact multiplier: the default reference of a hand-built space (candidate 0).
-EXACT = "exact"
 #: Error statistics of each candidate the surrogate can use, from ``ErrorMetrics``.
 ERROR_FEATURES: tuple[str, ...] = ("mae_percent", "wce_percent", "bias", "std", "error_rate")
 
@@ -47,13 +47,13 @@ def _missing_cost(name: str, liberty: str, stream: str = "uniform") -> DatabaseE
     )
 
 
-def hardware_cost(multiplier: Any, liberty: str = "osu018") -> Any:
+def hardware_cost(multiplier: Any, liberty: str = DEFAULT_LIBERTY) -> Any:
     """The uniform-operand :class:`~axhw.records.HardwareCost` of ``multiplier`` on ``liberty``.
 
     Raises:
         DatabaseError: no such record (the message says how to characterize it).
     """
-    if liberty == "osu018" and getattr(multiplier, "hw", None) is not None:
+    if liberty == DEFAULT_LIBERTY and getattr(multiplier, "hw", None) is not None:
         return multiplier.hw
     for cost in getattr(multiplier, "costs", ()) or ():
         if cost.liberty == liberty and cost.operand_stream == "uniform":
@@ -70,7 +70,7 @@ class SearchSpace:
     """Ops, candidate multipliers, and the energy of every (op, candidate) pair.
 
     Args:
-        ops: the approximable ops in model order (:class:`axhw.emulator.OpInfo`:
+        ops: the approximable ops in model order (:class:`axhw.records.OpInfo`:
             ``name``, ``kind``, ``macs_per_image``).
         candidates: candidate multiplier names.  ``reference`` is added first when
             absent (it is the power reference and keeps every constraint reachable);
@@ -103,7 +103,7 @@ class SearchSpace:
         error_metrics: Mapping[str, Any] | None = None,
         lut_sha256: Mapping[str, str] | None = None,
         rtl_sha256: Mapping[str, str] | None = None,
-        liberty: str = "osu018",
+        liberty: str = DEFAULT_LIBERTY,
         reference: str = EXACT,
     ) -> None:
         if not ops:
@@ -264,7 +264,7 @@ class SearchSpace:
         ops: Sequence[Any],
         candidates: Sequence[str],
         *,
-        liberty: str = "osu018",
+        liberty: str = DEFAULT_LIBERTY,
         operands: Mapping[str, np.ndarray] | None = None,
         reference: str | None = None,
         progress: bool = False,
@@ -337,7 +337,7 @@ class SearchSpace:
         return space
 
 
-def efficient_candidates(max_n: int | None = None, liberty: str = "osu018") -> list[str]:
+def efficient_candidates(max_n: int | None = None, liberty: str = DEFAULT_LIBERTY) -> list[str]:
     """Database designs worth searching: cheaper than the best exact design, not dominated in (energy, MAE).
 
     A design is kept when no other design has both lower-or-equal energy per

@@ -20,8 +20,6 @@ same scales).  Tolerances:
 from __future__ import annotations
 
 import copy
-import importlib
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -29,7 +27,6 @@ import timm
 import torch
 from torch import nn
 
-import axhw.library
 from axhw.emulator import (
     AxOp,
     OpInfo,
@@ -47,9 +44,7 @@ from axhw.emulator import (
     set_multipliers,
 )
 from axhw.errors import ConfigError, DatabaseError, DataError
-
-ax_layers = importlib.import_module("axhw.emulator.layers")
-APPROX = "trunc4_test"
+from _emulator_doubles import APPROX, MUL4
 
 #: (timm name, constructor overrides that shrink the model but keep every layer type, input side in
 #: pixels): swin keeps a shifted-window block with its mask in the first two stages, gcvit keeps
@@ -60,31 +55,6 @@ SMALL_MODELS = [
     ("swin_tiny_patch4_window7_224", {"img_size": 64, "window_size": 4, "depths": (2, 2, 1, 1)}, 64),
     ("gcvit_xxtiny", {"img_size": 96, "depths": (1, 1, 2, 1)}, 96),
 ]
-
-
-def truncated_lut(bits: int = 4) -> np.ndarray:
-    values = np.arange(-128, 128, dtype=np.int64)
-    exact = np.outer(values, values)
-    return (np.sign(exact) * ((np.abs(exact) >> bits) << bits)).astype(np.int32)
-
-
-@pytest.fixture
-def fake_library(monkeypatch):
-    """``axhw.library.load`` knowing one approximate 8-bit design and one 4-bit design."""
-
-    def load(name: str):
-        if name == APPROX:
-            return SimpleNamespace(name=name, lut=truncated_lut(), ports=SimpleNamespace(a_width=8, b_width=8))
-        if name == "mul4_test":
-            return SimpleNamespace(name=name, lut=np.zeros((16, 16), np.int32), ports=SimpleNamespace(a_width=4, b_width=4))
-        raise DatabaseError(f"no multiplier named {name!r}; available: {APPROX}, mul4_test")
-
-    monkeypatch.setattr(axhw.library, "load", load)
-    ax_layers._cached_lut.cache_clear()
-    ax_layers._prepared_table.cache_clear()
-    yield
-    ax_layers._cached_lut.cache_clear()
-    ax_layers._prepared_table.cache_clear()
 
 
 def tiny_vit() -> nn.Module:
@@ -206,8 +176,8 @@ def test_unknown_multiplier_lists_available_names():
 
 
 def test_non_8_bit_multiplier_is_rejected(fake_library):
-    with pytest.raises(ConfigError, match="mul4_test.*4x4-bit.*8x8-bit"):
-        approximate(tiny_vit(), "mul4_test", _image(32), progress=False)
+    with pytest.raises(ConfigError, match=f"{MUL4}.*4x4-bit.*8x8-bit"):
+        approximate(tiny_vit(), MUL4, _image(32), progress=False)
 
 
 def test_model_without_approximable_layer_is_rejected():

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import copy
 import importlib
-import importlib.util
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -27,38 +25,10 @@ from axhw.emulator import (
     weight_scale,
 )
 from axhw.emulator.kernels import prepare_table
+from axhw.testing import truncated_product
+from _emulator_doubles import APPROX
 
-# the package re-exports the function ``layers``, which shadows the module of the same name
 ax_layers = importlib.import_module("axhw.emulator.layers")
-
-APPROX = "trunc4_test"
-
-
-def truncated_lut(bits: int = 4) -> np.ndarray:
-    """Sign-magnitude product with the low ``bits`` bits of |a·b| dropped (an approximate design)."""
-    values = np.arange(-128, 128, dtype=np.int64)
-    exact = np.outer(values, values)
-    return (np.sign(exact) * ((np.abs(exact) >> bits) << bits)).astype(np.int32)
-
-
-@pytest.fixture
-def fake_library(monkeypatch):
-    """``axhw.library.load`` knowing one approximate 8-bit design and one 4-bit design."""
-    import axhw.library
-
-    def load(name: str):
-        if name == APPROX:
-            return SimpleNamespace(name=name, lut=truncated_lut(), ports=SimpleNamespace(a_width=8, b_width=8))
-        if name == "mul4_test":
-            return SimpleNamespace(name=name, lut=np.zeros((16, 16), np.int32), ports=SimpleNamespace(a_width=4, b_width=4))
-        raise axhw.errors.DatabaseError(f"no multiplier named {name!r}; available: {APPROX}, mul4_test")
-
-    monkeypatch.setattr(axhw.library, "load", load)
-    for cache in (ax_layers._cached_lut, ax_layers._prepared_table):
-        cache.cache_clear()
-    yield
-    for cache in (ax_layers._cached_lut, ax_layers._prepared_table):
-        cache.cache_clear()
 
 
 def numpy_lut_matmul(a_q: np.ndarray, b_q: np.ndarray, lut: np.ndarray) -> np.ndarray:
@@ -74,7 +44,7 @@ def test_quantized_matmul_matches_numpy_lut_sum(backend):
     a = torch.randn(3, 5, 7, generator=gen)
     b = torch.randn(3, 7, 4, generator=gen)
     a_scale, b_scale = torch.tensor(0.02), torch.rand(4, generator=gen) * 0.02 + 0.005  # per-column scales
-    lut = truncated_lut()
+    lut = truncated_product(4)
     got = quantized_matmul(a, b, a_scale, b_scale, prepare_table(lut), backend=backend)
     acc = numpy_lut_matmul(quantize(a, a_scale).numpy(), quantize(b, b_scale).numpy(), lut)
     want = torch.from_numpy(acc).float() * (a_scale * b_scale)
@@ -105,7 +75,6 @@ def test_ste_backward_is_fake_quant_gradient_with_clipping_mask():
     assert (mask_a == 0).any() and (a.grad[mask_a == 0] == 0).all()
 
 
-@pytest.mark.skipif(importlib.util.find_spec("axhw.emulator.gradients") is None, reason="gradients module not written yet")
 def test_lut_grad_mode_of_exact_multiplier_equals_ste():
     from axhw.emulator.gradients import gradient_tables
 
@@ -145,7 +114,7 @@ def test_ax_linear_approximate_multiplier_matches_numpy(fake_library):
     x = torch.randn(3, 9)
     ax = _calibrated(AxLinear.from_float(lin, APPROX, calibrator="max", per_channel=False), x)
     w_scale = weight_scale(lin.weight, per_channel=False)
-    acc = numpy_lut_matmul(quantize(x, ax.input_scale).numpy(), quantize(lin.weight.detach().t(), w_scale).numpy(), truncated_lut())
+    acc = numpy_lut_matmul(quantize(x, ax.input_scale).numpy(), quantize(lin.weight.detach().t(), w_scale).numpy(), truncated_product(4))
     torch.testing.assert_close(ax(x), torch.from_numpy(acc).float() * (ax.input_scale * w_scale), rtol=0, atol=0)
 
 
@@ -274,7 +243,7 @@ def test_weight_codes_are_cached_until_the_weight_changes(fake_library):
 
     def reference() -> torch.Tensor:
         w_scale = weight_scale(lin.weight)
-        acc = numpy_lut_matmul(quantize(x, ax.input_scale).numpy(), quantize(lin.weight.detach().t(), w_scale).numpy(), truncated_lut())
+        acc = numpy_lut_matmul(quantize(x, ax.input_scale).numpy(), quantize(lin.weight.detach().t(), w_scale).numpy(), truncated_product())
         return torch.from_numpy(acc).float() * (ax.input_scale * w_scale) + lin.bias.detach()
 
     with torch.no_grad():

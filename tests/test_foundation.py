@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -13,7 +14,7 @@ import pytest
 
 import axhw
 from axhw.cli import main
-from axhw.doctor import run_checks
+from axhw.doctor import Check, run_checks
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -75,8 +76,16 @@ def test_doctor_reports_missing_yosys_abc(tmp_path):
 
 
 def test_doctor_checks_are_records():
+    """Each check is a frozen record with a version, and a failing one says how to fix it."""
     checks = run_checks()
-    assert all(c.ok for c in checks if c.name in ("torch", "numpy"))
+    names = [c.name for c in checks]
+    assert len(names) == len(set(names)), names
+    for check in checks:
+        assert isinstance(check, Check) and dataclasses.is_dataclass(check)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            check.ok = not check.ok
+        assert isinstance(check.version, str) and check.version, check
+        assert check.ok or check.fix or check.detail, f"{check.name} fails without saying how to fix it"
 
 
 def _packages_on_disk() -> set[str]:

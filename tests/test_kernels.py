@@ -36,25 +36,9 @@ from axhw.emulator.kernels import KERNELS, find_low_rank, lut_matmul, prepare_ta
 from axhw.emulator.kernels import lowrank as lowrank_module
 from axhw.emulator.kernels.lowrank import exact_integer_bmm
 from axhw.emulator.kernels.reference import lut_matmul as reference
+from axhw.testing import operand_truncation, truncated_partial_products
 
 VALUES = np.arange(-128, 128, dtype=np.int64)
-
-
-def truncated_columns(columns: int) -> np.ndarray:
-    """Sign-magnitude product without the partial-product bits of weight < 2**columns (error rank = columns)."""
-    mag = np.abs(VALUES)
-    out = np.zeros((256, 256), np.int64)
-    for i in range(8):
-        for j in range(8):
-            if i + j >= columns:
-                out += np.outer((mag >> i) & 1, (mag >> j) & 1) << (i + j)
-    return (np.outer(np.sign(VALUES), np.sign(VALUES)) * out).astype(np.int32)
-
-
-def operand_truncation(bits: int) -> np.ndarray:
-    """Both operands' low ``bits`` magnitude bits dropped: separable, rank 1."""
-    f = np.sign(VALUES) * ((np.abs(VALUES) >> bits) << bits)
-    return np.outer(f, f).astype(np.int32)
 
 
 def make_tables() -> dict[str, np.ndarray]:
@@ -62,7 +46,7 @@ def make_tables() -> dict[str, np.ndarray]:
     low_u, low_v = rng.integers(-9, 10, (256, 3)), rng.integers(-9, 10, (256, 3))
     return {
         "exact": np.outer(VALUES, VALUES).astype(np.int32),
-        "truncated": truncated_columns(3),
+        "truncated": truncated_partial_products(3),
         "random": rng.integers(-(2**14), 2**14, (256, 256)).astype(np.int32),
         "lowrank": (np.outer(VALUES, VALUES) + low_u @ low_v.T).astype(np.int32),
         "separable": operand_truncation(2),  # low-rank factors up to 128: not int8
@@ -333,7 +317,7 @@ def test_prepare_table_is_cached_and_read_only() -> None:
 
 @pytest.mark.parametrize("columns", [1, 2, 3, 4])
 def test_lowrank_finds_truncation_rank(columns: int) -> None:
-    lut = truncated_columns(columns)
+    lut = truncated_partial_products(columns)
     form = find_low_rank(lut)
     assert form is not None and form.exact_term and form.rank == columns and form.terms == columns + 1
     np.testing.assert_array_equal(form.reconstruct(), lut)
@@ -354,7 +338,7 @@ def test_lowrank_forms() -> None:
     assert planted is not None and planted.exact_term and planted.rank == 3
     np.testing.assert_array_equal(planted.reconstruct(), tables["lowrank"])
     assert find_low_rank(tables["random"]) is None
-    assert find_low_rank(truncated_columns(5), max_rank=4) is None
+    assert find_low_rank(truncated_partial_products(5), max_rank=4) is None
     lowrank = KERNELS["lowrank"]
     assert lowrank.supports(prepare_table(tables["exact"])) and not lowrank.supports(prepare_table(tables["random"]))
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import re
@@ -15,7 +14,7 @@ import pytest
 
 from axhw.errors import AxhwError, ConfigError, DataError
 from axhw.io import sha256_bytes, sha256_file
-from axhw.records import HardwareCost
+from axhw.records import HardwareCost, OpInfo
 from axhw.report import load_result, write_report
 from axhw.report.content import gather
 from axhw.search.result import Evaluation, SearchResult
@@ -24,15 +23,6 @@ SECTIONS = ("Summary", "Per-layer assignment", "Search", "Hardware hand-off", "R
 
 
 # --------------------------------------------------------------------------- a small real database
-
-@dataclasses.dataclass(frozen=True)
-class _Op:
-    """Stand-in for axhw.emulator.OpInfo (same fields) so the fixture needs no emulator."""
-
-    name: str
-    kind: str
-    macs_per_image: int
-
 
 #: Test designs: name -> (energy_pj, area_um2, delay_ns, low product bits forced to zero).  The
 #: designs are characterized for real; their hardware costs are test values, not synthesis results.
@@ -44,7 +34,7 @@ _DESIGNS = {
 
 
 def _liberty_sha() -> str:
-    from axhw.doctor import find_liberty
+    from axhw.hw.liberty import find_liberty
 
     path = find_liberty("osu018")
     return sha256_file(path) if path is not None else "0" * 64
@@ -107,14 +97,6 @@ def designs(built_database) -> list[str]:
     return list(built_database[1])
 
 
-def _op_cls():
-    try:
-        from axhw.emulator import OpInfo
-    except ImportError:
-        return _Op
-    return OpInfo
-
-
 def _power(ops, config, energies) -> float:
     num = sum(op.macs_per_image * energies[config[op.name]] for op in ops)
     return num / sum(op.macs_per_image * energies["exact"] for op in ops)
@@ -123,7 +105,7 @@ def _power(ops, config, energies) -> float:
 @pytest.fixture()
 def result(database, designs) -> SearchResult:
     """A hand-built search result over four ops (every op kind) and the three designs."""
-    op = _op_cls()
+    op = OpInfo
     ops = [op("patch_embed.proj", "conv", 12_288), op("blocks.0.attn.qkv", "linear", 36_864),
            op("blocks.0.attn.qk", "qk", 4_096), op("blocks.0.attn.av", "av", 4_096)]
     from axhw import library
@@ -293,13 +275,8 @@ def test_malformed_retrained_is_a_config_error(result, tmp_path):
 
 
 def test_result_round_trip_and_cli(result, tmp_path, capsys):
-    import axhw.emulator
-
-    if not hasattr(axhw.emulator, "OpInfo"):
-        pytest.skip("SearchResult.load needs axhw.emulator.OpInfo (not there yet)")
     from axhw.cli import main
 
-    result.ops = [_op_cls()(op.name, op.kind, op.macs_per_image) for op in result.ops]
     path = result.save(tmp_path / "result.json")
     assert load_result(path).history == result.history
     assert main(["report", str(path), "-o", str(tmp_path / "rep"), "--retrained-accuracy", "0.949"]) == 0
@@ -344,7 +321,7 @@ def test_liberty_changed_since_synthesis_is_flagged(result, database, designs, t
 
     for name in designs:
         library.update_hw_file(name, relabel)
-    from axhw.doctor import find_liberty
+    from axhw.hw.liberty import find_liberty
 
     if find_liberty("osu018") is None:
         pytest.skip("osu018 Liberty file not installed")

@@ -6,6 +6,7 @@ import argparse
 import warnings
 
 from ..errors import ConfigError
+from ..records import DEFAULT_LIBERTY
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,8 +22,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("names", nargs="*", metavar="NAME", help="database entries (default: all)")
     parser.add_argument("--all", action="store_true", help="every database entry (the default when no NAME is given)")
     parser.add_argument("--hw", action="store_true", help="hardware cost: area (µm²), delay (ns), power (mW), energy (pJ)")
-    parser.add_argument("--liberty", default="osu018", metavar="NAME|PATH",
-                        help="cell library for --hw: osu018 (default), osu035, osu050 or a .lib file")
+    parser.add_argument("--liberty", default=DEFAULT_LIBERTY, metavar="NAME|PATH",
+                        help=f"cell library for --hw: {DEFAULT_LIBERTY} (default), osu035, osu050 or a .lib file")
     parser.add_argument("--clock-ns", type=float, default=10.0, metavar="NS",
                         help="clock period for --hw timing constraints and power, one product per cycle (default 10)")
     parser.add_argument("-j", "--jobs", type=int, default=1, metavar="N",

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
-from ..errors import ConfigError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -33,24 +31,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=_run)
 
 
-def _read_config(path: Path) -> dict[str, str]:
-    try:
-        config = json.loads(path.read_text())
-    except OSError as exc:
-        raise ConfigError(f"cannot read config {str(path)!r}: {exc.strerror}") from exc
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"config {str(path)!r} is not valid JSON: {exc}") from exc
-    if not isinstance(config, dict):
-        raise ConfigError(f"config {str(path)!r} must be a JSON object mapping layer globs to multiplier names")
-    return config
-
-
 def _run(args: argparse.Namespace) -> int:
     from .. import data, models
-    from ..emulator import compare_accuracy, model_input_size, resolve_device
+    from ..emulator import compare_accuracy, load_config, model_input_size, resolve_device
 
     resolve_device(args.device)  # before loading anything: a missing GPU is a one-line error
-    config = _read_config(args.config) if args.config else {"*": args.multiplier or "exact"}
+    config = load_config(args.config) if args.config else {"*": args.multiplier or "exact"}
     model = models.load_model(args.model, checkpoint=args.checkpoint, num_classes=data.num_classes(args.data))
     channels, _, side = model_input_size(model)
     loaders = {

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from ..errors import ConfigError
@@ -41,18 +40,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=_run)
 
 
-def _load_config(path: Path) -> dict[str, str]:
-    try:
-        config = json.loads(path.read_text())
-    except FileNotFoundError as exc:
-        raise ConfigError(f"config file {str(path)!r} does not exist") from exc
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"config file {str(path)!r} is not valid JSON: {exc}") from exc
-    if not isinstance(config, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in config.items()):
-        raise ConfigError(f"config file {str(path)!r} must hold a JSON object of layer glob -> multiplier name")
-    return config
-
-
 def _check_args(args: argparse.Namespace, config: dict[str, str]) -> None:
     """Refuse bad numbers, paths and multiplier names before any model is built or evaluated."""
     import math
@@ -80,9 +67,10 @@ def _check_args(args: argparse.Namespace, config: dict[str, str]) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from ..emulator import load_config
     from ..emulator.retrain import retrain_config
 
-    config = {"*": args.multiplier} if args.multiplier else _load_config(args.config)
+    config = {"*": args.multiplier} if args.multiplier else load_config(args.config)
     _check_args(args, config)
     grads = ("ste", "lut") if args.grad == "both" else (args.grad,)
     report = retrain_config(

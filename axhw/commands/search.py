@@ -8,6 +8,8 @@ import sys
 import warnings
 from pathlib import Path
 
+from ..records import DEFAULT_LIBERTY
+
 
 def _csv(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
@@ -44,7 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--eval-split", default="test", help="held-out split for true evaluations (default test)")
     parser.add_argument("--eval-size", type=int, default=None, help="first N images of that split (default all)")
     parser.add_argument("--calib-size", type=int, default=128, help="calibration images (default 128)")
-    parser.add_argument("--liberty", default="osu018", help="cell library of the hardware costs")
+    parser.add_argument("--liberty", default=DEFAULT_LIBERTY, help="cell library of the hardware costs")
     parser.add_argument("--power", choices=("uniform", "operands"), default="operands",
                         help="energy per op: each op's own operand stream in weight-stationary order (default; "
                              "costed per op and multiplier, cached), or uniform operands")

@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from ..errors import DatabaseError
-from ..records import HardwareCost
+from ..exact import EXACT
+from ..records import DEFAULT_LIBERTY, HardwareCost
 
 __all__ = ["Baseline", "best_exact", "saving", "BEHAVIOURAL_EXACT"]
 
 #: The behavioural reference design; savings against it may stand beside the baseline's, labelled.
-BEHAVIOURAL_EXACT = "exact"
+BEHAVIOURAL_EXACT = EXACT
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ def saving(energy_pj: float, reference_pj: float) -> float:
     return 1.0 - energy_pj / reference_pj
 
 
-def best_exact(liberty: str = "osu018", stream: str = "uniform", *, names: Iterable[str] | None = None,
+def best_exact(liberty: str = DEFAULT_LIBERTY, stream: str = "uniform", *, names: Iterable[str] | None = None,
                operand_widths: tuple[int, int] = (8, 8)) -> Baseline:
     """The zero-error database entry with the lowest energy per multiplication.
 

@@ -30,7 +30,8 @@ from tqdm.auto import tqdm
 
 from ..errors import AxhwError, ConfigError, SynthesisError
 from ..paths import cache_dir
-from ..records import HardwareCost
+from ..records import DEFAULT_LIBERTY, HardwareCost
+from ..text import text_table
 from . import cache
 from ._tools import tool_versions
 from .design import Design, as_design
@@ -134,7 +135,7 @@ def run_flow(design: Design, liberty: Liberty, operands: np.ndarray, clock_ns: f
     return FlowResult(hw, seconds, vectors, timed, activity.mean_rate, work)
 
 
-def cost(multiplier: Any, liberty: str | Path | Liberty = "osu018", operands: np.ndarray | None = None,
+def cost(multiplier: Any, liberty: str | Path | Liberty = DEFAULT_LIBERTY, operands: np.ndarray | None = None,
          clock_ns: float = 10.0, *, stream: str | None = None, seed: int = 0, n_pairs: int = DEFAULT_PAIRS,
          force: bool = False) -> HardwareCost:
     """Area (µm²), delay (ns), power (mW) and energy per multiplication (pJ) of a multiplier.
@@ -178,7 +179,7 @@ def cost(multiplier: Any, liberty: str | Path | Liberty = "osu018", operands: np
     return result.cost
 
 
-def workload_cost(multiplier: Any, operands: np.ndarray, liberty: str | Path | Liberty = "osu018",
+def workload_cost(multiplier: Any, operands: np.ndarray, liberty: str | Path | Liberty = DEFAULT_LIBERTY,
                   clock_ns: float = 10.0, *, stream: str | None = None) -> HardwareCost:
     """:func:`cost` of a multiplier on one workload operand stream, cached outside the database.
 
@@ -214,7 +215,7 @@ def _worker(name: str, liberty: str, clock_ns: float, force: bool) -> tuple[str,
     return name, result, [(w.category, str(w.message)) for w in caught], error
 
 
-def characterize_many(names: Iterable[str] | None = None, liberty: str | Path = "osu018", *, clock_ns: float = 10.0,
+def characterize_many(names: Iterable[str] | None = None, liberty: str | Path = DEFAULT_LIBERTY, *, clock_ns: float = 10.0,
                       jobs: int = 1, force: bool = False, progress: bool = True) -> dict[str, HardwareCost]:
     """Uniform-stream hardware cost of many database entries, ``jobs`` designs at a time.
 
@@ -315,11 +316,9 @@ def format_table(costs: Mapping[str, HardwareCost], mae: Mapping[str, float] | N
         if mae is not None:
             row.append(f"{mae[name]:.2f}" if name in mae else "-")
         rows.append(row)
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
+    table = text_table(rows, left=1)
     if reference:
-        lines.append(f"savings: energy per multiplication against {reference}"
-                     f"{' (the cheapest zero-error design listed)' if ref is not None else ''}; "
-                     f"vs exact: against the behavioural `exact`")
-    return "\n".join(lines)
+        table += (f"\nsavings: energy per multiplication against {reference}"
+                  f"{' (the cheapest zero-error design listed)' if ref is not None else ''}; "
+                  f"vs exact: against the behavioural `exact`")
+    return table

@@ -18,6 +18,7 @@ from typing import Any, Mapping
 
 from ..errors import AxhwError, DatabaseError
 from ..io import sha256_file
+from ..records import DEFAULT_LIBERTY
 
 __all__ = ["KIND_LABELS", "MultiplierInfo", "OpRow", "ReportContent", "gather", "resolve_multiplier",
            "searched_hashes", "searched_energies", "package_versions"]
@@ -83,7 +84,7 @@ class OpRow:
     """One approximable op of the model with the multiplier the chosen configuration gives it.
 
     Attributes:
-        name, kind, macs_per_image: from :class:`axhw.emulator.OpInfo`.
+        name, kind, macs_per_image: from :class:`axhw.records.OpInfo`.
         multiplier: chosen multiplier name (``"exact"`` when the configuration omits the op).
         info: the multiplier as resolved in the database.
         energy_pj: energy per multiplication used for this op (pJ); the search's per-op
@@ -208,7 +209,7 @@ def _db_file_hashes(name: str) -> dict[str, str]:
 
 
 def resolve_multiplier(
-    name: str, searched: Mapping[str, str] | None = None, liberty: str = "osu018"
+    name: str, searched: Mapping[str, str] | None = None, liberty: str = DEFAULT_LIBERTY
 ) -> MultiplierInfo:
     """Look ``name`` up in the current database and check it is still what was characterized.
 
@@ -354,7 +355,7 @@ def gather(result: Any, *, retrained: Mapping[str, Any] | None = None, command: 
     chosen = result.best()
     config = dict(chosen.config)
     hashes = searched_hashes(result)
-    liberty = str((result.settings or {}).get("liberty") or "osu018")
+    liberty = str((result.settings or {}).get("liberty") or DEFAULT_LIBERTY)
     names: list[str] = []
     settings = result.settings or {}
     reference = str(settings.get("power_reference") or (result.candidates[0] if result.candidates else "exact"))
@@ -436,7 +437,7 @@ def gather(result: Any, *, retrained: Mapping[str, Any] | None = None, command: 
 
 def _liberties(costs: list[Any]) -> list[dict[str, Any]]:
     """Distinct Liberty libraries of ``costs`` (``None`` entries skipped), checked against the files here."""
-    from ..doctor import LIBERTY_FILES
+    from ..hw.liberty import LIBERTY_FILES
 
     seen: dict[tuple[str, str], dict[str, Any]] = {}
     for hw in costs:
