@@ -160,8 +160,11 @@ class SearchProblem:
 
     def _record(self, rows: Sequence[np.ndarray], accuracies: Sequence[float], method: str,
                 predicted_drop: Sequence[float | None]) -> list[Evaluation]:
+        from ..stats import pack_outcomes
+
         created = []
         for x, acc, pred in zip(rows, accuracies, predicted_drop):
+            outcomes = self._outcomes(x)
             e = Evaluation(
                 index=len(self.history),
                 method=method,
@@ -170,6 +173,8 @@ class SearchProblem:
                 power_rel=float(self.space.power_rel(x)),
                 area_rel=self.space.area_rel(x),
                 predicted_accuracy=None if pred is None else float(self.reference_accuracy - pred / 100.0),
+                n_images=None if outcomes is None else int(outcomes.size),
+                correct=None if outcomes is None else pack_outcomes(outcomes),
             )
             self.history.append(e)
             self._keys[tuple(int(v) for v in x)] = e
@@ -181,6 +186,11 @@ class SearchProblem:
                 self._bar.set_postfix_str(f"best saving {100 * (1 - best.power_rel):.1f}% at "
                                           f"drop {self.drop(best.accuracy):.2f}", refresh=False)
         return created
+
+    def _outcomes(self, x: np.ndarray) -> np.ndarray | None:
+        """Per-image outcomes the evaluator kept for row ``x`` (``None`` for tasks without them)."""
+        get = getattr(self.evaluator, "outcomes", None)
+        return get(self.space.decode(x)) if callable(get) else None
 
     def close(self) -> None:
         if self._bar is not None:
