@@ -213,14 +213,50 @@ def retrain(
             from another model or with other settings (use ``resume=False`` or
             another ``checkpoint_dir``).
     """
-    from tqdm.auto import tqdm
-
-    from . import evaluate, set_grad_mode
+    from . import set_grad_mode
 
     if grad not in ("ste", "lut"):
         raise ConfigError(f"grad must be 'ste' or 'lut', got {grad!r}")
     if not lr > 0:
         raise ConfigError(f"lr must be > 0, got {lr}")
+    total_steps, steps_per_epoch = _step_counts(loader, epochs, steps)
+    device = torch.device(device) if device is not None else _device_of(model)
+    model.to(device)
+    loss_fn = loss_fn or F.cross_entropy
+    set_grad_mode(model, grad)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ConfigError("the model has no trainable parameters (requires_grad is False everywhere)")
+    settings = {
+        "grad": grad,
+        "lr": lr,
+        "total_steps": total_steps,
+        "steps_per_epoch": steps_per_epoch,
+        "seed": seed,
+        "weight_decay": weight_decay,
+        "keep_best": bool(keep_best and val_loader is not None),
+        "loss_fn": getattr(loss_fn, "__name__", type(loss_fn).__name__),
+        "start": model_fingerprint(model),
+    }
+    run = _Training(model, torch.optim.Adam(params, lr=lr, weight_decay=weight_decay), settings,
+                    RetrainResult(grad=grad, lr=lr, total_steps=total_steps), checkpoint_dir, val_loader, device)
+    torch.manual_seed(seed)
+    if resume:
+        run.restore()
+    run.train(loader, loss_fn, checkpoint_every, progress)
+    if settings["keep_best"] and run.best_state is not None:
+        model.load_state_dict(run.best_state)
+    model.eval()
+    return run.result
+
+
+def _step_counts(loader: Iterable, epochs: int, steps: int | None) -> tuple[int, int]:
+    """``(total steps, steps per epoch)`` of a run over ``loader``.
+
+    Raises:
+        ConfigError: non-positive ``epochs``/``steps``, a loader without length when
+            ``steps`` is not given, or an empty loader.
+    """
     if steps is None:
         if epochs < 1:
             raise ConfigError(f"epochs must be >= 1, got {epochs}")
@@ -239,139 +275,141 @@ def retrain(
             steps_per_epoch = total_steps
     if steps_per_epoch < 1:
         raise ConfigError("the training loader yields no batches")
-    device = torch.device(device) if device is not None else _device_of(model)
-    model.to(device)
-    loss_fn = loss_fn or F.cross_entropy
-    set_grad_mode(model, grad)
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
-        raise ConfigError("the model has no trainable parameters (requires_grad is False everywhere)")
-    optimizer = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
-    settings = {
-        "grad": grad,
-        "lr": lr,
-        "total_steps": total_steps,
-        "steps_per_epoch": steps_per_epoch,
-        "seed": seed,
-        "weight_decay": weight_decay,
-        "keep_best": bool(keep_best and val_loader is not None),
-        "loss_fn": getattr(loss_fn, "__name__", type(loss_fn).__name__),
-        "start": model_fingerprint(model),
-    }
-    result = RetrainResult(grad=grad, lr=lr, total_steps=total_steps)
-    ckpt_path = best_path = None
-    if checkpoint_dir is not None:
-        ckpt_path = Path(checkpoint_dir) / CHECKPOINT_NAME
-        best_path = Path(checkpoint_dir) / BEST_NAME
-        result.checkpoint = str(ckpt_path)
-    best_state: dict[str, Any] | None = None
-    best_acc = -math.inf
-    step_in_epoch = 0
-    torch.manual_seed(seed)
+    return total_steps, steps_per_epoch
 
-    if resume and ckpt_path is not None and ckpt_path.is_file():
-        state = torch.load(ckpt_path, map_location=device, weights_only=False)
-        if state.get("schema") != _SCHEMA or state.get("settings") != settings:
-            diff = sorted(k for k in settings if state.get("settings", {}).get(k) != settings[k])
+
+class _Training:
+    """The state of one :func:`retrain` run: model, optimizer, result, best epoch and its checkpoint files."""
+
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, settings: dict[str, Any],
+                 result: RetrainResult, checkpoint_dir: str | Path | None, val_loader: Iterable | None,
+                 device: torch.device) -> None:
+        self.model, self.optimizer, self.settings, self.result = model, optimizer, settings, result
+        self.val_loader, self.device = val_loader, device
+        self.ckpt_path = self.best_path = None
+        if checkpoint_dir is not None:
+            self.ckpt_path = Path(checkpoint_dir) / CHECKPOINT_NAME
+            self.best_path = Path(checkpoint_dir) / BEST_NAME
+            result.checkpoint = str(self.ckpt_path)
+        self.best_state: dict[str, Any] | None = None
+        self.best_acc = -math.inf
+        self.step_in_epoch = 0
+
+    def restore(self) -> None:
+        """Continue from the checkpoint of the same model and settings, if there is one."""
+        if self.ckpt_path is None or not self.ckpt_path.is_file():
+            return
+        state = torch.load(self.ckpt_path, map_location=self.device, weights_only=False)
+        if state.get("schema") != _SCHEMA or state.get("settings") != self.settings:
+            diff = sorted(k for k in self.settings if state.get("settings", {}).get(k) != self.settings[k])
             raise ConfigError(
-                f"checkpoint {str(ckpt_path)!r} was made from another model or with other settings "
+                f"checkpoint {str(self.ckpt_path)!r} was made from another model or with other settings "
                 f"(differs in: {', '.join(diff) or 'format'}); pass resume=False to start over, "
                 "or use another checkpoint_dir"
             )
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng"])
-        result = RetrainResult.from_json(state["result"])
-        result.resumed_from_step = result.steps
-        result.checkpoint = str(ckpt_path)
-        step_in_epoch = state["step_in_epoch"]
-        best_acc = state["best_accuracy"]
-        if settings["keep_best"] and best_path is not None and best_path.is_file():
-            best_state = torch.load(best_path, map_location=device, weights_only=True)
+        self.result = RetrainResult.from_json(state["result"])
+        self.result.resumed_from_step = self.result.steps
+        self.result.checkpoint = str(self.ckpt_path)
+        self.step_in_epoch = state["step_in_epoch"]
+        self.best_acc = state["best_accuracy"]
+        if self.settings["keep_best"] and self.best_path is not None and self.best_path.is_file():
+            self.best_state = torch.load(self.best_path, map_location=self.device, weights_only=True)
 
-    def save_checkpoint() -> None:
-        if ckpt_path is None:
+    def save_checkpoint(self) -> None:
+        if self.ckpt_path is None:
             return
-        _save(ckpt_path, {
+        _save(self.ckpt_path, {
             "schema": _SCHEMA,
-            "settings": settings,
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
+            "settings": self.settings,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
             "rng": torch.get_rng_state(),
-            "result": result.to_json(),
-            "step_in_epoch": step_in_epoch,
-            "best_accuracy": best_acc,
+            "result": self.result.to_json(),
+            "step_in_epoch": self.step_in_epoch,
+            "best_accuracy": self.best_acc,
         })
 
-    def validate(epoch: int) -> None:
-        nonlocal best_state, best_acc
-        if val_loader is None:
-            return
-        accuracy = float(evaluate(model, val_loader, device=device, progress=False))
-        result.val_accuracy.append(accuracy)
-        if settings["keep_best"] and accuracy >= best_acc:
-            best_acc, result.best_epoch = accuracy, epoch
-            best_state = _state_copy(model)
-            if best_path is not None:
-                _save(best_path, best_state)
+    def validate(self, epoch: int) -> None:
+        """Accuracy on the validation loader; keeps the weights of the best epoch (ties: the later)."""
+        from . import evaluate
 
-    t_start = time.perf_counter()
-    seconds_before = result.seconds
-    if result.steps == 0 and not result.val_accuracy:
-        validate(0)
-    bar = tqdm(total=total_steps, initial=result.steps, desc=f"retrain ({grad})", unit="step", disable=not progress)
-    try:
-        while result.steps < total_steps:
-            epoch = result.epochs if step_in_epoch else result.epochs + 1
-            if step_in_epoch == 0:
-                result.epochs = epoch
-                result.epoch_loss.append(0.0)
-            seen = correct = 0
-            loss_sum = result.epoch_loss[-1] * step_in_epoch
-            model.train()
-            for batch in _batches(loader, epoch, seed, step_in_epoch):
-                inputs, targets = _split_batch(batch)
-                inputs, targets = inputs.to(device), targets.to(device)
-                outputs = model(inputs)
-                loss = loss_fn(outputs, targets)
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"retraining loss became {loss.item()} at step {result.steps + 1}; lower lr")
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                value = loss.item()
-                result.loss_history.append(value)
-                result.steps += 1
-                step_in_epoch += 1
-                loss_sum += value
-                result.epoch_loss[-1] = loss_sum / step_in_epoch
-                if targets.dtype in (torch.int64, torch.int32) and outputs.dim() == 2:
-                    seen += len(targets)
-                    correct += int((outputs.detach().argmax(1) == targets).sum())
-                bar.update(1)
-                bar.set_postfix(loss=f"{value:.4f}")
-                if checkpoint_every and result.steps % checkpoint_every == 0 and result.steps < total_steps:
-                    result.seconds = seconds_before + time.perf_counter() - t_start
-                    save_checkpoint()
-                if result.steps >= total_steps:
-                    break
-            if seen:
-                result.train_accuracy.append(correct / seen)
-            step_in_epoch = 0
-            model.eval()
-            validate(epoch)
-            if result.val_accuracy:
-                bar.set_postfix(loss=f"{result.epoch_loss[-1]:.4f}", val=f"{result.val_accuracy[-1]:.4f}")
-            result.seconds = seconds_before + time.perf_counter() - t_start
-            save_checkpoint()
-    except KeyboardInterrupt:
-        if step_in_epoch > 0:  # mid-epoch: keep the steps done; otherwise the epoch-end checkpoint stands
-            result.seconds = seconds_before + time.perf_counter() - t_start
-            save_checkpoint()
-        raise
-    finally:
-        bar.close()
-    if settings["keep_best"] and best_state is not None:
-        model.load_state_dict(best_state)
-    model.eval()
-    return result
+        if self.val_loader is None:
+            return
+        accuracy = float(evaluate(self.model, self.val_loader, device=self.device, progress=False))
+        self.result.val_accuracy.append(accuracy)
+        if self.settings["keep_best"] and accuracy >= self.best_acc:
+            self.best_acc, self.result.best_epoch = accuracy, epoch
+            self.best_state = _state_copy(self.model)
+            if self.best_path is not None:
+                _save(self.best_path, self.best_state)
+
+    def train(self, loader: Iterable, loss_fn: LossFn, checkpoint_every: int | None, progress: bool) -> None:
+        """Run epochs until the step budget is spent; checkpoint per epoch, every ``checkpoint_every`` and on Ctrl-C."""
+        from tqdm.auto import tqdm
+
+        result = self.result
+        t_start, seconds_before = time.perf_counter(), result.seconds
+        if result.steps == 0 and not result.val_accuracy:
+            self.validate(0)
+        bar = tqdm(total=result.total_steps, initial=result.steps, desc=f"retrain ({result.grad})", unit="step",
+                   disable=not progress)
+        try:
+            while result.steps < result.total_steps:
+                epoch = result.epochs if self.step_in_epoch else result.epochs + 1
+                if self.step_in_epoch == 0:
+                    result.epochs = epoch
+                    result.epoch_loss.append(0.0)
+                self._epoch(loader, epoch, loss_fn, bar, checkpoint_every, lambda: seconds_before + time.perf_counter() - t_start)
+                self.step_in_epoch = 0
+                self.model.eval()
+                self.validate(epoch)
+                if result.val_accuracy:
+                    bar.set_postfix(loss=f"{result.epoch_loss[-1]:.4f}", val=f"{result.val_accuracy[-1]:.4f}")
+                result.seconds = seconds_before + time.perf_counter() - t_start
+                self.save_checkpoint()
+        except KeyboardInterrupt:
+            if self.step_in_epoch > 0:  # mid-epoch: keep the steps done; otherwise the epoch-end checkpoint stands
+                result.seconds = seconds_before + time.perf_counter() - t_start
+                self.save_checkpoint()
+            raise
+        finally:
+            bar.close()
+
+    def _epoch(self, loader: Iterable, epoch: int, loss_fn: LossFn, bar: Any, checkpoint_every: int | None,
+               elapsed: Callable[[], float]) -> None:
+        """One (possibly resumed, possibly partial) pass over ``loader``."""
+        result = self.result
+        seen = correct = 0
+        loss_sum = result.epoch_loss[-1] * self.step_in_epoch
+        self.model.train()
+        for batch in _batches(loader, epoch, self.settings["seed"], self.step_in_epoch):
+            inputs, targets = _split_batch(batch)
+            inputs, targets = inputs.to(self.device), targets.to(self.device)
+            outputs = self.model(inputs)
+            loss = loss_fn(outputs, targets)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"retraining loss became {loss.item()} at step {result.steps + 1}; lower lr")
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            value = loss.item()
+            result.loss_history.append(value)
+            result.steps += 1
+            self.step_in_epoch += 1
+            loss_sum += value
+            result.epoch_loss[-1] = loss_sum / self.step_in_epoch
+            if targets.dtype in (torch.int64, torch.int32) and outputs.dim() == 2:
+                seen += len(targets)
+                correct += int((outputs.detach().argmax(1) == targets).sum())
+            bar.update(1)
+            bar.set_postfix(loss=f"{value:.4f}")
+            if checkpoint_every and result.steps % checkpoint_every == 0 and result.steps < result.total_steps:
+                result.seconds = elapsed()
+                self.save_checkpoint()
+            if result.steps >= result.total_steps:
+                break
+        if seen:
+            result.train_accuracy.append(correct / seen)
