@@ -160,6 +160,7 @@ def _split_batch(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
     raise ConfigError("retraining needs a loader of (inputs, targets) batches, e.g. axhw.data.get_loader(...)")
 
 
+# Long only by its docstring (one Args entry per option); the body is 35 lines.
 def retrain(
     model: nn.Module,
     loader: Iterable,
