@@ -313,6 +313,7 @@ def _retrain_chosen(result: Any, config: dict[str, str], out: Path) -> dict[str,
                             batch_size=_DEMO_BATCH, calib_batches=_DEMO_CALIB_BATCHES, progress=False)
     drop = report.drop("ste")
     return {"accuracy": report.retrained_accuracy["ste"], "grad": "ste", "epochs": 1, "lr": 5e-5,
+            "kept_epoch": report.runs["ste"].best_epoch,
             "split": report.split, "n_images": report.n_images, "interval": list(report.interval("ste") or ()),
             "drop": None if drop is None else {"drop": drop.drop, "lower": drop.lower, "upper": drop.upper},
             "before": report.approx_accuracy}
@@ -341,7 +342,8 @@ def _stage_report(out: Path) -> None:
                  (f"drop vs int8 on {held['split']}", f"{held['drop'].format()} points (paired 95 % interval)")]
     d = retrained.get("drop")
     rows += [(f"after retraining (STE, {retrained['split']})", f"{retrained['accuracy'] * 100:.2f} %"
-              + (f", drop {d['drop']:.2f} [{d['lower']:.2f}, {d['upper']:.2f}] points" if d else "")),
+              + (f", drop {d['drop']:.2f} [{d['lower']:.2f}, {d['upper']:.2f}] points" if d else "")
+              + f" (kept epoch {retrained['kept_epoch']}, chosen on val)"),
              ("flags", str(len(paths.flags)))]
     _print_rows(rows, 34)
     for flag in paths.flags:

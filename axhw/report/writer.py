@@ -231,8 +231,8 @@ def _summary(content: ReportContent) -> Section:
     met = r.constraint_met()
     min_acc = content.constraint_accuracy
     constraint = (f"accuracy drop ≤ {r.max_accuracy_drop:g} points below int8 exact "
-                  f"(accuracy ≥ {_pct(min_acc)}): " + ("met" if met else "NOT met by any evaluation; "
-                                                        "the closest configuration is shown"))
+                  f"(accuracy ≥ {_pct(min_acc)}): " + (f"met on the `{r.eval_split}` split" if met else
+                                                        "NOT met by any evaluation; the closest configuration is shown"))
     energy_chosen = sum(row.energy_per_image_pj for row in content.rows) if all(
         row.energy_per_image_pj is not None for row in content.rows) else None
     source = "search's power model" if content.energy_source == "search" else "current database"
