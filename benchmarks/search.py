@@ -78,10 +78,11 @@ def _run_one(method: str, seed: int, target: float, ctx: dict[str, Any]) -> tupl
     holds = met and test_drop.drop <= target + 1e-9
     row = {
         "method": method, "seed": seed, "target": target, "evaluations": offset + result.settings["true_evaluations"],
-        "search_feasible": met, "search_saving": 100 * pick.power_saving if met else 0.0,
+        # + 0.0 turns the all-exact pick's -0.0 (1 - 1.0 in floating point) into 0.0
+        "search_feasible": met, "search_saving": round(100 * pick.power_saving, 9) + 0.0 if met else 0.0,
         "search_drop": result.accuracy_drop(pick), "test_drop": test_drop.drop,
         "test_drop_interval": [test_drop.lower, test_drop.upper], "holds_on_test": holds,
-        "verified_saving": 100 * pick.power_saving if holds else 0.0,
+        "verified_saving": round(100 * pick.power_saving, 9) + 0.0 if holds else 0.0,
         "curve": _best_power_curve(result, target, offset, ctx["total"]).tolist(),
         "wall_s": time.perf_counter() - t0, "new_evaluations": evaluator.n_computed - computed,
     }

@@ -50,10 +50,14 @@ def test_cli_search_real_default_and_resume(tmp_path, monkeypatch, capsys):
     argv = ["search", "--candidates", name, "--budget", "25", "--eval-size", "64", "--calib-size", "32",
             "--checkpoint", str(ckpt), "-o", str(out), "--quiet", "--no-cache"]
     assert main(argv) == 0
-    assert "result written to" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "result written to" in printed
+    # every accuracy names its split; the held-out figures come with intervals
+    assert "its accuracy (search)" in printed and "its drop vs int8 (test)" in printed and "[" in printed
     from axhw.search import SearchResult
 
     result = SearchResult.load(out)
+    assert result.eval_split == "search" and result.holdout["split"] == "test"
     assert len(result.ops) == 25 and result.candidates == ["exact", name]
     assert 1 <= len(result.history) - 1 <= 25
     assert set(result.sensitivity) == {op.name for op in result.ops}
