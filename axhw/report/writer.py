@@ -99,7 +99,8 @@ def _figures(content: ReportContent) -> dict[str, tuple[bytes, str]]:
             references={"fp32": r.fp32_accuracy, "int8 exact": r.int8_accuracy},
             constraint_accuracy=content.constraint_accuracy,
         ),
-        f"Accuracy vs multiplier power of all {len(r.history)} true evaluations, with each method's Pareto front; "
+        f"Accuracy (on the `{r.eval_split}` split) vs multiplier power of all {len(r.history)} true evaluations, "
+        "with each method's Pareto front; "
         f"the star is the chosen configuration ({'meets' if met else 'closest to'} the constraint).",
     )
     if r.sensitivity:
@@ -378,7 +379,7 @@ def _search(content: ReportContent, figures: dict[str, tuple[bytes, str]]) -> Se
                            _pct(1 - best.power_rel) if best else "none feasible",
                            _pct(best.accuracy) if best else "n/a"])
     blocks.append(Table(["method", "true evaluations", "Pareto points", "meeting constraint",
-                         "best power saving meeting constraint", "its accuracy"], per_method,
+                         "best power saving meeting constraint", f"its accuracy ({r.eval_split})"], per_method,
                         ["l", "r", "r", "r", "r", "r"]))
     front = []
     for e in r.pareto():
