@@ -16,7 +16,7 @@ import math
 import os
 import platform
 import warnings
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -24,7 +24,7 @@ from ..errors import ConfigError
 from ..io import sha256_bytes
 from ..stats import BOUNDS, resolution_points, wilson_interval
 from .baselines import NSGA2, GreedySensitivity, Knapsack, RandomSearch, UniformSweep
-from .evaluate import Evaluator, ModelTask
+from .evaluate import Evaluator
 from .mcts import MCTS
 from .problem import SearchProblem
 from .result import SearchResult

@@ -7,6 +7,7 @@ import shlex
 import sys
 import warnings
 from pathlib import Path
+from typing import Any
 
 
 def _csv(text: str) -> list[str]:
@@ -95,7 +96,7 @@ def _pct_ci(accuracy: float, interval: tuple[float, float] | None) -> str:
     return f"{100 * accuracy:.2f}%{ci}"
 
 
-def summary_rows(result: "SearchResult") -> list[tuple[str, str]]:  # noqa: F821 (imported lazily)
+def summary_rows(result: Any) -> list[tuple[str, str]]:
     """The ``axhw search`` summary: every accuracy names its split and carries its 95 % interval."""
     best = result.best()
     split, n = result.eval_split, result.history[0].n_images or result.settings.get("eval_images")
