@@ -389,6 +389,8 @@ class ModelTask:
                  for t in list(self.model.state_dict().values()) if isinstance(t, torch.Tensor)]
         parts += [sha256_bytes(t.numpy().tobytes()) for t in (self.images, self.labels, self.calib_images)]
         parts += [type(self.model).__name__, self.backend, _axhw_version()]
+        if self.device is not None and str(self.device) != "cpu":  # float rounding may differ off the CPU
+            parts.append(str(self.device))
         return sha256_bytes("|".join(parts).encode())
 
     def _loader(self, images: Any, labels: Any | None = None) -> Any:
