@@ -13,8 +13,8 @@ import importlib
 import sys
 from typing import Sequence
 
-from ._version import __version__
-from .errors import AxhwError
+from axhw._version import __version__
+from axhw.errors import AxhwError
 
 __all__ = ["main", "build_parser"]
 

@@ -17,7 +17,7 @@ from typing import Any, Final
 import torch
 from torch import nn
 
-from .errors import DataError
+from axhw.errors import DataError
 
 __all__ = [
     "DEFAULT_MODEL_NAME",

@@ -188,14 +188,14 @@ def _plot(rows: list[dict[str, Any]], methods: list[str], targets: list[float], 
 
 
 def _setup(args: argparse.Namespace) -> dict[str, Any]:
-    from axhw.emulator import layers
+    from axhw.emulator import list_ops
     from axhw.models import default_model
     from axhw.search import Evaluator, ModelTask, SearchSpace, load_split
     from axhw.search.space import efficient_candidates
 
     candidates = args.candidates.split(",") if args.candidates else efficient_candidates(args.max_candidates)
     model = default_model()
-    ops = [op for op in layers(model) if op.name.split(".")[0] != "head"]
+    ops = [op for op in list_ops(model) if op.name.split(".")[0] != "head"]
     space = SearchSpace.from_library(ops, candidates)
     calib = load_split("digits", "calib", args.calib_size)[0]
     images, labels = load_split("digits", "search", args.eval_size)

@@ -432,7 +432,7 @@ def test_source_checkout_writes_rtl_designs_to_the_repository(layered):
 def test_retrain_refuses_bad_arguments_before_any_work(argv, message, tmp_path, capsys, monkeypatch):
     import importlib
 
-    retrain = importlib.import_module("axhw.emulator.retrain")  # the module (the package's `retrain` is a function)
+    retrain = importlib.import_module("axhw.emulator.finetune")  # the module (the package's `retrain` is a function)
     monkeypatch.setattr(retrain, "retrain_config", lambda *a, **k: pytest.fail("started work"))
     assert main(["retrain", *argv, "-o", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..doctor import format_table, run_checks
+from axhw.doctor import format_table, run_checks
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -24,10 +24,10 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..io import atomic_write_bytes, atomic_write_json, atomic_write_text, sha256_file
-from . import plots
-from .content import KIND_LABELS, RTL_SUFFIXES, MultiplierInfo, ReportContent, gather
-from .render import Code, Figure, Note, Paragraph, Section, Table, to_html, to_markdown
+from axhw.io import atomic_write_bytes, atomic_write_json, atomic_write_text, sha256_file
+from axhw.report import plots
+from axhw.report.content import KIND_LABELS, RTL_SUFFIXES, MultiplierInfo, ReportContent, gather
+from axhw.report.render import Code, Figure, Note, Paragraph, Section, Table, to_html, to_markdown
 
 __all__ = ["ReportPaths", "write_report", "CONFIG_SCHEMA"]
 
@@ -146,7 +146,7 @@ def _figures(content: ReportContent) -> dict[str, tuple[bytes, str]]:
 
 def _handoff(content: ReportContent, out_dir: Path) -> tuple[list[dict[str, Any]], str, list[Path]]:
     """Copy the RTL of the usable multipliers; return the module records, ``filelist.f`` text and copies."""
-    from ..paths import rtl_dir
+    from axhw.paths import rtl_dir
 
     root = rtl_dir().resolve()
     modules: list[dict[str, Any]] = []
@@ -288,7 +288,7 @@ def _accuracy_rows(content: ReportContent) -> list[list[str]]:
     r, c = content.result, content.chosen
     n = r.history[0].n_images or r.settings.get("eval_images")
     split = f"{r.eval_split} ({n})" if n else r.eval_split
-    from ..stats import wilson_interval
+    from axhw.stats import wilson_interval
 
     def interval(acc: float, count: int | None) -> tuple[float, float] | None:
         return wilson_interval(int(round(acc * count)), int(count)) if count else None
