@@ -3,7 +3,8 @@
 ``cost()`` = synthesis (yosys) -> equivalence (Icarus, exhaustive) -> timing
 (OpenSTA) -> activity (Icarus, operand stream) -> power (OpenSTA), each step's
 products kept in a build folder and the final :class:`~axhw.records.HardwareCost`
-in ``hw.json``.  ``characterize_many()`` runs it over database entries in a process
+in ``hw.json``.  ``workload_costs()`` costs many operand streams of one design with
+one simulation and one OpenSTA session (``run_flows()``), each stream cached alone.  ``characterize_many()`` runs it over database entries in a process
 pool with a progress bar.
 
 An unsigned database entry runs through the flow as its signed sign-magnitude wrapper

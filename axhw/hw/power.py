@@ -10,12 +10,16 @@
    generated models the simulation is zero-delay.
 2. The VCD of every net of the netlist gives, per net, the number of transitions
    per cycle (*activity*; changes within one time step count once) and the fraction
-   of time at 1 (*duty*), over cycles 1..N-1.
+   of time at 1 (*duty*), over cycles 1..N-1.  Several streams of one design run back
+   to back in one simulation (:func:`simulate_activities`), the VCD cut into one
+   window per stream that opens one cycle after the stream's first pair, so each
+   stream's activity is exactly that of a run of its own.
 3. OpenSTA gets these per pin: ``set_power_activity -input_ports`` for the primary
    inputs and ``sta::set_power_pin_activity`` for every cell pin (this 2019 OpenSTA
    has no ``read_vcd``/``read_saif``, and its ``set_power_activity -pins`` branch is
    broken), then ``design_power`` gives internal, switching and leakage power at the
-   clock of :func:`~axhw.hw.timing.sta_preamble` and the Liberty nominal supply.
+   clock of :func:`~axhw.hw.timing.sta_preamble` and the Liberty nominal supply; one
+   session annotates and reports each stream in turn (:func:`estimate_powers`).
 
 Energy per multiplication = total power (mW) × clock period (ns) = pJ.
 
@@ -274,58 +278,32 @@ def _count_vcd(path: Path, t_start_ns: int, t_end_ns: int) -> tuple[dict[str, in
     return counter.finish()
 
 
-def _vcd_header(f, path: Path) -> tuple[float, list[tuple[str, int, str, str]]]:
-    """Ticks per ns and the ``$var`` declarations (code, width, ref, index) of an open VCD, read up to
-    ``$enddefinitions``."""
-    header = []
-    for line in f:
-        header.append(line)
-        if line.startswith(b"$enddefinitions"):
-            break
+def _count_vcd_windows(path: Path, windows_ns: list[tuple[int, int]]) -> list[tuple[dict[str, int], dict[str, float]]]:
+    """Per-bit transitions and duty in each window ``[t_start_ns, t_end_ns)`` of a VCD file, in one pass.
+
+    The same numbers as :func:`_count_vcd` (its reference) for every window at once,
+    from a compiled scan of the file (:mod:`axhw.hw._vcd`).  Windows must be sorted
+    and disjoint; changes between windows move the state but count nowhere.
+    """
+    from ._vcd import code_key, count_windows
+
+    with path.open("rb") as f:
+        header = []
+        for line in f:
+            header.append(line)
+            if line.startswith(b"$enddefinitions"):
+                break
+        body = f.read()
     text = b"".join(header).decode()
     scale = re.search(r"\$timescale\s*(\d+)\s*(s|ms|us|ns|ps|fs)\s*\$end", text)
     if scale is None:
         raise SynthesisError(f"{path}: no $timescale in the VCD header")
     ticks_per_ns = 1.0 / (int(scale.group(1)) * _TIME_UNITS_NS[scale.group(2)])
-    variables = [(v.group("code"), int(v.group("width")), v.group("ref"), v.group("index") or "")
-                 for v in _VAR_RE.finditer(text)]
-    return ticks_per_ns, variables
-
-
-def _code_keys(buf: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
-    """Each identifier code ``buf[start:end]`` (printable ASCII) as one int64, distinct for distinct codes."""
-    length = end - start
-    key = np.zeros(len(start), dtype=np.int64)
-    for j in range(int(length.max(initial=0))):
-        take = j < length
-        digit = buf[np.minimum(start + j, len(buf) - 1)].astype(np.int64) - 32  # 1..94, never 0
-        key = np.where(take, key * 96 + digit, key)
-    return key
-
-
-def _bit_value(chars: np.ndarray) -> np.ndarray:
-    """VCD value characters as 0, 1, or 2 for x/z."""
-    return np.where(chars == ord("0"), 0, np.where(chars == ord("1"), 1, 2)).astype(np.int8)
-
-
-def _count_vcd_windows(path: Path, windows_ns: list[tuple[int, int]]) -> list[tuple[dict[str, int], dict[str, float]]]:
-    """Per-bit transitions and duty in each window ``[t_start_ns, t_end_ns)`` of a VCD file.
-
-    The same quantities as :func:`_count_vcd` (its reference) for every window at
-    once, with numpy over the whole file: a net's value is taken as it stood after
-    each time step (changes within one step count once), a transition between two
-    of 0/1 counts in the window its time step falls in, and duty is the time at 1
-    inside the window over the window's length.  Windows must be sorted and
-    disjoint; events between windows move the state but count nowhere.
-    """
-    with path.open("rb") as f:
-        ticks_per_ns, variables = _vcd_header(f, path)
-        body = f.read()
-    width_of: dict[str, int] = {}
+    declared: dict[str, tuple[int, int]] = {}  # code -> (first bit, width); the first declaration wins
     bit_names: list[str] = []
-    base_of: dict[str, int] = {}
-    for code, width, ref, index in variables:  # $var wire 8 ! a [7:0] $end
-        if code in width_of:
+    for var in _VAR_RE.finditer(text):  # $var wire 8 ! a [7:0] $end
+        code, width, ref, index = var.group("code"), int(var.group("width")), var.group("ref"), var.group("index") or ""
+        if code in declared:
             continue
         if width == 1:
             names = [ref + index] if index else [ref]
@@ -333,139 +311,27 @@ def _count_vcd_windows(path: Path, windows_ns: list[tuple[int, int]]) -> list[tu
             msb, lsb = (int(x) for x in re.match(r"\[(-?\d+):(-?\d+)\]", index).groups())
             step = -1 if msb >= lsb else 1
             names = [f"{ref}[{i}]" for i in range(msb, lsb + step, step)]
-        width_of[code], base_of[code] = width, len(bit_names)
+        declared[code] = (len(bit_names), width)
         bit_names.extend(names)
-    n_bits = len(bit_names)
-    codes = list(width_of)
-    code_buf = np.frombuffer("\n".join(codes).encode() + b"\n", dtype=np.uint8)
-    code_nl = np.flatnonzero(code_buf == 10)
-    declared = _code_keys(code_buf, np.r_[0, code_nl[:-1] + 1], code_nl)
-    order = np.argsort(declared)
-    declared_sorted = declared[order]
-    widths = np.array([width_of[c] for c in codes], dtype=np.int64)[order]
-    bases = np.array([base_of[c] for c in codes], dtype=np.int64)[order]
-
-    buf = np.frombuffer(body + b"\n", dtype=np.uint8)
-    nl = np.flatnonzero(buf == 10)
-    start = np.r_[0, nl[:-1] + 1]
-    end = nl.copy()
-    for _ in range(4):  # trailing blanks and carriage returns
-        trailing = (end > start) & np.isin(buf[np.maximum(end - 1, 0)], (32, 9, 13))
-        if not trailing.any():
-            break
-        end[trailing] -= 1
-    keep = end > start
-    start, end = start[keep], end[keep]
-    first = buf[start]
-    line = np.arange(len(start))
-
-    # time steps: block k holds the changes after the k-th "#t" line (block 0: before any)
-    is_time = first == ord("#")
-    t_start, t_end = start[is_time] + 1, end[is_time]
-    t_len = t_end - t_start
-    step_time = np.zeros(int(is_time.sum()) + 1, dtype=np.int64)
-    for j in range(int(t_len.max(initial=0))):
-        take = j < t_len
-        step_time[1:] = np.where(take, step_time[1:] * 10 + (buf[np.minimum(t_start + j, len(buf) - 1)] - 48), step_time[1:])
-    block = np.cumsum(is_time)
-
-    # value changes: scalar "1!" (value 1 char, code after it) and vector "b0101 !" (code after a blank)
-    is_scalar = np.isin(first, np.frombuffer(b"01xzXZ", dtype=np.uint8))
-    is_vector = np.isin(first, np.frombuffer(b"bB", dtype=np.uint8))
-    v_start = np.where(is_vector, start + 1, start)[is_scalar | is_vector]
-    c_end = end[is_scalar | is_vector]
-    if is_vector.any():
-        sel = is_vector[is_scalar | is_vector]
-        v_len = np.ones(len(v_start), dtype=np.int64)
-        max_len = int((c_end - v_start)[sel].max())
-        found = np.zeros(int(sel.sum()), dtype=bool)
-        blank_at = np.zeros(int(sel.sum()), dtype=np.int64)
-        vs = v_start[sel]
-        for j in range(max_len):
-            hit = ~found & (buf[np.minimum(vs + j, len(buf) - 1)] == 32)
-            blank_at[hit], found[hit] = j, True
-        if not found.all():
-            raise SynthesisError(f"{path}: a vector value change without an identifier code")
-        v_len[sel] = blank_at
-        c_start = v_start + np.where(sel, v_len + 1, 1)
-        while True:  # more than one blank between value and code
-            extra = sel & (buf[np.minimum(c_start, len(buf) - 1)] == 32) & (c_start < c_end)
-            if not extra.any():
-                break
-            c_start[extra] += 1
-    else:
-        v_len = np.ones(len(v_start), dtype=np.int64)
-        c_start = v_start + 1
-    keys = _code_keys(buf, c_start, c_end)
-    slot = np.searchsorted(declared_sorted, keys)
-    slot_ok = slot < len(declared_sorted)
-    slot_ok[slot_ok] = declared_sorted[slot[slot_ok]] == keys[slot_ok]
-    if not slot_ok.all():
-        bad = int(np.flatnonzero(~slot_ok)[0])
-        code = bytes(buf[c_start[bad]:c_end[bad]]).decode(errors="replace")
-        raise SynthesisError(f"{path}: value change of undeclared identifier code {code!r}")
-    ch_width, ch_base = widths[slot], bases[slot]
-    ch_line = line[is_scalar | is_vector]
-    # a value shorter than its variable is padded with x when it starts with x/z, else with 0
-    lead = buf[v_start]
-    pad = np.where(np.isin(lead, np.frombuffer(b"xXzZ", dtype=np.uint8)), 2, 0).astype(np.int8)
-    is_one = ch_width == 1  # nearly every change: no padding, one event per line
-    ev_bit, ev_val, ev_line = [ch_base[is_one]], [_bit_value(buf[v_start[is_one] + v_len[is_one] - 1])], [ch_line[is_one]]
-    wide = np.flatnonzero(~is_one)
-    for i in range(int(ch_width[wide].max(initial=0))):  # bit i of each wider change, MSB first
-        rows = wide[i < ch_width[wide]]
-        pos = v_len[rows] - ch_width[rows] + i
-        val = _bit_value(buf[np.minimum(v_start[rows] + np.maximum(pos, 0), len(buf) - 1)])
-        ev_bit.append(ch_base[rows] + i)
-        ev_val.append(np.where(pos >= 0, val, pad[rows]).astype(np.int8))
-        ev_line.append(ch_line[rows])
-    bit, val, ev_at = np.concatenate(ev_bit), np.concatenate(ev_val), np.concatenate(ev_line)
-    # by bit, then file order: each bit's changes sit in one list above, already in file order
-    order = np.argsort(bit.astype(np.uint16) if n_bits <= 1 << 16 else bit, kind="stable")
-    bit, val, blk = bit[order], val[order], block[ev_at[order]]
-    # the value each bit holds after a time step: the last change of that step
-    last = np.ones(len(bit), dtype=bool)
-    last[:-1] = (bit[1:] != bit[:-1]) | (blk[1:] != blk[:-1])
-    bit, val, blk = bit[last], val[last], blk[last]
-    prev = np.full(len(bit), 2, dtype=np.int8)  # every bit starts unknown
-    same_bit = np.zeros(len(bit), dtype=bool)
-    same_bit[1:] = bit[1:] == bit[:-1]
-    prev[1:] = np.where(same_bit[1:], val[:-1], 2)
-    changed = val != prev
-    bit, val, prev, t = bit[changed], val[changed], prev[changed], step_time[blk[changed]]
-
-    # time at 1 in [0, T) per bit, from the running total of high intervals before each change
-    same = np.zeros(len(bit), dtype=bool)
-    same[1:] = bit[1:] == bit[:-1]
-    dur = np.zeros(len(bit), dtype=np.int64)
-    dur[:-1] = np.where(same[1:] & (val[:-1] == 1), t[1:] - t[:-1], 0)
-    cum = np.cumsum(dur) - dur
-    group_start = np.maximum.accumulate(np.where(~same, np.arange(len(bit)), 0))
-    before = cum - cum[group_start]
-    stride = int(t.max(initial=0)) + 2
-    sort_key = bit * stride + t
-    all_bits = np.arange(n_bits, dtype=np.int64)
-
-    def high_until(ticks: int) -> np.ndarray:
-        """Time at 1 in [0, ticks) of every bit (ticks)."""
-        out = np.zeros(n_bits, dtype=np.int64)
-        j = np.searchsorted(sort_key, all_bits * stride + min(ticks, stride - 1), side="right") - 1
-        ok = j >= 0
-        ok[ok] = bit[j[ok]] == all_bits[ok]
-        jj = j[ok]
-        out[ok] = before[jj] + np.where(val[jj] == 1, ticks - t[jj], 0)
-        return out
-
-    toggling = (prev != 2) & (val != 2)
+    order = sorted(declared, key=code_key)
+    keys = np.array([code_key(c) for c in order], dtype=np.int64)
+    bases = np.array([declared[c][0] for c in order], dtype=np.int64)
+    widths = np.array([declared[c][1] for c in order], dtype=np.int64)
+    starts = np.array([round(a * ticks_per_ns) for a, _ in windows_ns], dtype=np.int64)
+    ends = np.array([round(b * ticks_per_ns) for _, b in windows_ns], dtype=np.int64)
+    if np.any(ends < starts) or np.any(starts[1:] < ends[:-1]):
+        raise ValueError(f"windows must be sorted and disjoint, got {windows_ns}")
+    toggles, high, bad = count_windows(np.frombuffer(body, dtype=np.uint8), keys, bases, widths, len(bit_names),
+                                       starts, ends)
+    if bad >= 0:
+        line = body[bad:].split(b"\n", 1)[0].decode(errors="replace")
+        raise SynthesisError(f"{path}: value change {line!r} of an undeclared identifier code")
     results = []
-    for t0_ns, t1_ns in windows_ns:
-        t0, t1 = round(t0_ns * ticks_per_ns), round(t1_ns * ticks_per_ns)
-        inside = toggling & (t >= t0) & (t < t1)
-        toggles = np.bincount(bit[inside], minlength=n_bits)
-        high = high_until(t1) - high_until(t0)
-        span = max(t1 - t0, 1)
-        results.append(({name: int(toggles[i]) for i, name in enumerate(bit_names)},
-                        {name: int(high[i]) / span for i, name in enumerate(bit_names)}))
+    for k in range(len(windows_ns)):
+        span = max(int(ends[k] - starts[k]), 1)
+        tk, hk = toggles[k].tolist(), high[k].tolist()
+        results.append(({name: tk[i] for i, name in enumerate(bit_names)},
+                        {name: hk[i] / span for i, name in enumerate(bit_names)}))
     return results
 
 
