@@ -94,6 +94,7 @@ def test_streams_back_to_back_give_each_stream_its_own_activity(tmp_path):
     # a constant stream after one ending elsewhere: any leak from the boundary would show as toggles
     streams["constant"] = np.tile(np.array([[0, 0]], dtype=np.int8), (20, 1))
     batch = hw.simulate_activities(design, synth, models, timed, list(streams.values()), work / "batch")
+    assert hw.simulate_activities(design, synth, models, timed, list(streams.values()), work / "split", jobs=3) == batch
     for (label, ops), together in zip(streams.items(), batch):
         alone = hw.simulate_activity(design, synth, models, timed, ops, work / label)
         assert together == alone, label

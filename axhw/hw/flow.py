@@ -112,7 +112,7 @@ def run_flow(design: Design, liberty: Liberty, operands: np.ndarray, clock_ns: f
 
 
 def run_flows(design: Design, liberty: Liberty, streams: Mapping[str, np.ndarray], clock_ns: float = 10.0, *,
-              fresh: bool = False) -> dict[str, FlowResult]:
+              fresh: bool = False, jobs: int = 1) -> dict[str, FlowResult]:
     """:func:`run_flow` for several operand streams of one design: one simulation, one OpenSTA session.
 
     Synthesis, equivalence and timing run once; the streams are simulated back to
@@ -124,6 +124,7 @@ def run_flows(design: Design, liberty: Liberty, streams: Mapping[str, np.ndarray
     Args:
         design, liberty, clock_ns, fresh: as :func:`run_flow`.
         streams: label (stored as ``operand_stream``) -> int8 (N, 2) stream.
+        jobs: simulations run at once (:func:`~axhw.hw.power.simulate_activities`).
 
     Returns:
         label -> result, in the order of ``streams``.
@@ -152,7 +153,7 @@ def run_flows(design: Design, liberty: Liberty, streams: Mapping[str, np.ndarray
     batch = shas[0] if len(shas) == 1 else "batch-" + sha256_bytes(" ".join(shas).encode())
     run_dir = work / f"power-{batch[:16 if len(shas) == 1 else 22]}-{clock_ns:g}ns"
     t0 = time.perf_counter()
-    activities = simulate_activities(design, synth, models, timed, ops, run_dir)
+    activities = simulate_activities(design, synth, models, timed, ops, run_dir, jobs=jobs)
     seconds["activity"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -254,7 +255,7 @@ def workload_cost(multiplier: Any, operands: np.ndarray, liberty: str | Path | L
 
 
 def workload_costs(multiplier: Any, streams: Mapping[str, np.ndarray], liberty: str | Path | Liberty = DEFAULT_LIBERTY,
-                   clock_ns: float = 10.0, *, force: bool = False) -> dict[str, HardwareCost]:
+                   clock_ns: float = 10.0, *, force: bool = False, jobs: int = 1) -> dict[str, HardwareCost]:
     """:func:`workload_cost` of one multiplier on many operand streams, in one simulation and one OpenSTA run.
 
     Each stream's cost is exactly the one :func:`workload_cost` gives for it alone
@@ -268,6 +269,8 @@ def workload_costs(multiplier: Any, streams: Mapping[str, np.ndarray], liberty: 
         streams: label (stored as ``operand_stream`` of a new cost) -> int8 (N, 2) stream in datapath order.
         liberty, clock_ns: as :func:`cost`.
         force: recompute every stream (in a private build folder).
+        jobs: simulations run at once, each over a share of the streams (same numbers;
+            the gate-level simulation is most of the time).
 
     Returns:
         label -> cost, in the order of ``streams``.  A cached cost keeps the label it was stored with.
@@ -296,7 +299,7 @@ def workload_costs(multiplier: Any, streams: Mapping[str, np.ndarray], liberty: 
         if sha not in found and all(shas[other] != sha for other in todo):
             todo[label] = checked[label]
     if todo:
-        results = run_flows(design, lib, todo, clock_ns, fresh=force)
+        results = run_flows(design, lib, todo, clock_ns, fresh=force, jobs=jobs)
         for label, result in results.items():
             cache.store(design, result.cost, _stored_extra(lib, int(len(todo[label])), result, len(todo)))
             found[shas[label]] = result.cost
