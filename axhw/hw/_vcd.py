@@ -59,7 +59,7 @@ def _level(c: int) -> int:
     return 0 if c == 48 else (1 if c == 49 else 2)  # "0", "1", anything else (x, z)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)  # runs of one batch are counted in threads
 def count_windows(buf: np.ndarray, keys: np.ndarray, bases: np.ndarray, widths: np.ndarray, n_bits: int,
                   starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     """Transitions and time at 1 (ticks) per window and bit of the VCD body ``buf``.
