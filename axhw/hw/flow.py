@@ -4,8 +4,9 @@
 (OpenSTA) -> activity (Icarus, operand stream) -> power (OpenSTA), each step's
 products kept in a build folder and the final :class:`~axhw.records.HardwareCost`
 in ``hw.json``.  ``workload_costs()`` costs many operand streams of one design with
-one simulation and one OpenSTA session (``run_flows()``), each stream cached alone.  ``characterize_many()`` runs it over database entries in a process
-pool with a progress bar.
+one simulation and one OpenSTA session (``run_flows()``), each stream cached alone.
+``characterize_many()`` runs the flow over database entries in a process pool with
+a progress bar.
 
 An unsigned database entry runs through the flow as its signed sign-magnitude wrapper
 (:func:`~axhw.hw.design.signed_wrapper`): synthesis and timing of core + conversions,
@@ -150,8 +151,8 @@ def run_flows(design: Design, liberty: Liberty, streams: Mapping[str, np.ndarray
     timing = critical_path(synth, liberty, clock_ns, work)
     seconds["timing"] = time.perf_counter() - t0
 
-    batch = shas[0] if len(shas) == 1 else "batch-" + sha256_bytes(" ".join(shas).encode())
-    run_dir = work / f"power-{batch[:16 if len(shas) == 1 else 22]}-{clock_ns:g}ns"
+    tag = shas[0][:16] if len(shas) == 1 else "batch-" + sha256_bytes(" ".join(shas).encode())[:16]
+    run_dir = work / f"power-{tag}-{clock_ns:g}ns"
     t0 = time.perf_counter()
     activities = simulate_activities(design, synth, models, timed, ops, run_dir, jobs=jobs)
     seconds["activity"] = time.perf_counter() - t0
