@@ -309,15 +309,13 @@ class SearchSpace:
         else:
             from .. import hw
 
-            import os
-
             from tqdm.auto import tqdm
 
             per_op: dict[str, dict[str, float]] = {op.name: {} for op in ops}
-            # one batch per design: one compiled simulation (split over the CPUs) and one OpenSTA run
+            # one batch per design: one simulation and one OpenSTA run cost every op's stream
             for name in tqdm(names, desc="workload power", unit="design", disable=not progress):
                 streams = {f"workload:{op.name}": operands[op.name] for op in ops if op.name in operands}
-                costs = hw.workload_costs(mults[name], streams, liberty, jobs=os.cpu_count() or 1) if streams else {}
+                costs = hw.workload_costs(mults[name], streams, liberty) if streams else {}
                 for op in ops:
                     cost = costs.get(f"workload:{op.name}", uniform[name])
                     per_op[op.name][name] = cost.energy_pj
