@@ -277,12 +277,13 @@ class SearchSpace:
             liberty: cell library whose costs are used.
             operands: op name -> int8 ``(N, 2)`` operand stream in datapath order
                 (:func:`axhw.emulator.collect_operands`); when given, each (op,
-                candidate) energy is :func:`axhw.hw.cost` on that op's stream
-                (synthesized once per design, each stream cached by content hash);
+                candidate) energy is the candidate's cost on that op's stream
+                (:func:`axhw.hw.workload_costs`: one simulation per design for all
+                streams, each stream cached by content hash);
                 ``None``: uniform-operand costs for every op.
             reference: the zero-error design savings are relative to; ``None``: the
                 cheapest one in the database (:func:`axhw.hw.baseline.best_exact`).
-            progress: show a bar over the workload cost computations.
+            progress: show a bar over the designs whose workload costs are computed.
 
         Raises:
             ConfigError: an empty candidate set, or a ``reference`` that is not exact.
@@ -308,18 +309,16 @@ class SearchSpace:
         else:
             from axhw import hw
 
-            pairs = [(op, name) for op in ops for name in names]
-            iterator: Any = pairs
-            if progress:
-                from tqdm.auto import tqdm
+            from tqdm.auto import tqdm
 
-                iterator = tqdm(pairs, desc="workload power", unit="cost")
-            per_op: dict[str, dict[str, float]] = {}
-            for op, name in iterator:
-                samples = operands.get(op.name)
-                cost = uniform[name] if samples is None else hw.workload_cost(mults[name], samples, liberty,
-                                                                              stream=f"workload:{op.name}")
-                per_op.setdefault(op.name, {})[name] = cost.energy_pj
+            per_op: dict[str, dict[str, float]] = {op.name: {} for op in ops}
+            # one batch per design: one simulation and one OpenSTA run cost every op's stream
+            for name in tqdm(names, desc="workload power", unit="design", disable=not progress):
+                streams = {f"workload:{op.name}": operands[op.name] for op in ops if op.name in operands}
+                costs = hw.workload_costs(mults[name], streams, liberty) if streams else {}
+                for op in ops:
+                    cost = costs.get(f"workload:{op.name}", uniform[name])
+                    per_op[op.name][name] = cost.energy_pj
             energy = per_op
         space = cls(
             ops,

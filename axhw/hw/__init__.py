@@ -11,6 +11,7 @@ emulator's table ``sign(a·b)·M(|a|, |b|)`` stands for.
     >>> from axhw import hw
     >>> hw.cost("exact").area_um2                     # uniform int8 operands, osu018
     >>> hw.workload_cost("exact", pairs, stream="blocks.0.attn.qkv")  # a layer's stream, datapath order
+    >>> hw.workload_costs("exact", {"qkv": pairs, "fc1": more})        # many streams: one simulation
     >>> hw.best_exact().name                          # the reference of every saving
     >>> hw.characterize_many(jobs=2)                  # every database entry, cached in hw.json
 """
@@ -19,7 +20,17 @@ from axhw.hw.cache import load_costs
 from axhw.hw.design import Design, as_design, signed_wrapper, wrapper_source
 from axhw.hw.equivalence import EquivalenceError, check_equivalence
 from axhw.hw.baseline import Baseline, best_exact
-from axhw.hw.flow import STEPS, FlowResult, characterize_many, cost, format_table, run_flow, workload_cost
+from axhw.hw.flow import (
+    STEPS,
+    FlowResult,
+    characterize_many,
+    cost,
+    format_table,
+    run_flow,
+    run_flows,
+    workload_cost,
+    workload_costs,
+)
 from axhw.hw.liberty import Liberty, cell_models, resolve_liberty
 from axhw.hw.power import (
     DEFAULT_PAIRS,
@@ -27,7 +38,9 @@ from axhw.hw.power import (
     PowerResult,
     check_operands,
     estimate_power,
+    estimate_powers,
     operands_sha256,
+    simulate_activities,
     simulate_activity,
     uniform_operands,
 )
@@ -37,11 +50,13 @@ from axhw.hw.timing import TimingResult, critical_path
 __all__ = [
     "cost",
     "workload_cost",
+    "workload_costs",
     "best_exact",
     "Baseline",
     "characterize_many",
     "format_table",
     "run_flow",
+    "run_flows",
     "FlowResult",
     "STEPS",
     "Design",
@@ -59,7 +74,9 @@ __all__ = [
     "critical_path",
     "TimingResult",
     "simulate_activity",
+    "simulate_activities",
     "estimate_power",
+    "estimate_powers",
     "Activity",
     "PowerResult",
     "uniform_operands",

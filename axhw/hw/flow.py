@@ -3,8 +3,10 @@
 ``cost()`` = synthesis (yosys) -> equivalence (Icarus, exhaustive) -> timing
 (OpenSTA) -> activity (Icarus, operand stream) -> power (OpenSTA), each step's
 products kept in a build folder and the final :class:`~axhw.records.HardwareCost`
-in ``hw.json``.  ``characterize_many()`` runs it over database entries in a process
-pool with a progress bar.
+in ``hw.json``.  ``workload_costs()`` costs many operand streams of one design with
+one simulation and one OpenSTA session (``run_flows()``), each stream cached alone.
+``characterize_many()`` runs the flow over database entries in a process pool with
+a progress bar.
 
 An unsigned database entry runs through the flow as its signed sign-magnitude wrapper
 (:func:`~axhw.hw.design.signed_wrapper`): synthesis and timing of core + conversions,
@@ -28,7 +30,8 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 from tqdm.auto import tqdm
 
-from axhw.errors import AxhwError, ConfigError, SynthesisError
+from axhw.errors import AxhwError, ConfigError, DataError, SynthesisError
+from axhw.io import sha256_bytes
 from axhw.paths import cache_dir
 from axhw.records import DEFAULT_LIBERTY, HardwareCost
 from axhw.text import text_table
@@ -37,11 +40,19 @@ from axhw.hw._tools import tool_versions
 from axhw.hw.design import Design, as_design
 from axhw.hw.equivalence import check_equivalence
 from axhw.hw.liberty import Liberty, cell_models, resolve_liberty
-from axhw.hw.power import DEFAULT_PAIRS, check_operands, estimate_power, operands_sha256, simulate_activity, uniform_operands
+from axhw.hw.power import (
+    DEFAULT_PAIRS,
+    check_operands,
+    estimate_powers,
+    operands_sha256,
+    simulate_activities,
+    uniform_operands,
+)
 from axhw.hw.synthesis import synthesize
 from axhw.hw.timing import critical_path
 
-__all__ = ["FlowResult", "run_flow", "cost", "workload_cost", "characterize_many", "format_table", "STEPS"]
+__all__ = ["FlowResult", "run_flow", "run_flows", "cost", "workload_cost", "workload_costs", "characterize_many",
+           "format_table", "STEPS"]
 
 #: Steps of the flow, in order, as named in :attr:`FlowResult.seconds`.
 STEPS = ("synthesis", "equivalence", "timing", "activity", "power")
@@ -98,7 +109,31 @@ def run_flow(design: Design, liberty: Liberty, operands: np.ndarray, clock_ns: f
         fresh: use a new private build folder, so every step runs (benchmarks, ``--force``) and two
             forced runs of one design never delete each other's files.
     """
+    return run_flows(design, liberty, {stream: operands}, clock_ns, fresh=fresh)[stream]
+
+
+def run_flows(design: Design, liberty: Liberty, streams: Mapping[str, np.ndarray], clock_ns: float = 10.0, *,
+              fresh: bool = False, jobs: int = 1) -> dict[str, FlowResult]:
+    """:func:`run_flow` for several operand streams of one design: one simulation, one OpenSTA session.
+
+    Synthesis, equivalence and timing run once; the streams are simulated back to
+    back in one run and powered in one OpenSTA session
+    (:func:`~axhw.hw.power.simulate_activities`, :func:`~axhw.hw.power.estimate_powers`),
+    and each stream's cost is exactly the one :func:`run_flow` gives for it alone.
+    ``seconds`` of every result are those of the whole batch.
+
+    Args:
+        design, liberty, clock_ns, fresh: as :func:`run_flow`.
+        streams: label (stored as ``operand_stream``) -> int8 (N, 2) stream.
+        jobs: simulations run at once (:func:`~axhw.hw.power.simulate_activities`).
+
+    Returns:
+        label -> result, in the order of ``streams``.
+    """
     clock_ns = _check_clock(clock_ns)
+    labels = list(streams)
+    ops = [check_operands(streams[label]) for label in labels]
+    shas = [operands_sha256(o) for o in ops]
     work = cache.build_dir(design.design_sha256, liberty.sha256, fresh=fresh)
     work.mkdir(parents=True, exist_ok=True)
     seconds: dict[str, float] = {}
@@ -116,23 +151,39 @@ def run_flow(design: Design, liberty: Liberty, operands: np.ndarray, clock_ns: f
     timing = critical_path(synth, liberty, clock_ns, work)
     seconds["timing"] = time.perf_counter() - t0
 
-    ops_sha = operands_sha256(operands)
-    run_dir = work / f"power-{ops_sha[:16]}-{clock_ns:g}ns"
+    tag = shas[0][:16] if len(shas) == 1 else "batch-" + sha256_bytes(" ".join(shas).encode())[:16]
+    run_dir = work / f"power-{tag}-{clock_ns:g}ns"
     t0 = time.perf_counter()
-    activity = simulate_activity(design, synth, models, timed, operands, run_dir)
+    activities = simulate_activities(design, synth, models, timed, ops, run_dir, jobs=jobs)
     seconds["activity"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    power = estimate_power(synth, liberty, activity, clock_ns, run_dir)
+    powers = estimate_powers(synth, liberty, activities, clock_ns, run_dir)
     seconds["power"] = time.perf_counter() - t0
 
-    hw = HardwareCost(
-        area_um2=round(synth.area_um2, 3), cell_count=synth.cell_count, delay_ns=round(timing.delay_ns, 4),
-        power_mw=round(power.power_mw, 6), energy_pj=round(power.energy_pj, 6), clock_ns=float(clock_ns),
-        liberty=liberty.name, liberty_sha256=liberty.sha256, operand_stream=stream, operands_sha256=ops_sha,
-        internal_mw=round(power.internal_mw, 6), switching_mw=round(power.switching_mw, 6),
-        leakage_mw=round(power.leakage_mw, 9), cell_mix=dict(synth.cell_mix), tools=dict(tool_versions()))
-    return FlowResult(hw, seconds, vectors, timed, activity.mean_rate, work)
+    results = {}
+    for label, ops_sha, activity, power in zip(labels, shas, activities, powers):
+        hw = HardwareCost(
+            area_um2=round(synth.area_um2, 3), cell_count=synth.cell_count, delay_ns=round(timing.delay_ns, 4),
+            power_mw=round(power.power_mw, 6), energy_pj=round(power.energy_pj, 6), clock_ns=float(clock_ns),
+            liberty=liberty.name, liberty_sha256=liberty.sha256, operand_stream=label, operands_sha256=ops_sha,
+            internal_mw=round(power.internal_mw, 6), switching_mw=round(power.switching_mw, 6),
+            leakage_mw=round(power.leakage_mw, 9), cell_mix=dict(synth.cell_mix), tools=dict(tool_versions()))
+        results[label] = FlowResult(hw, dict(seconds), vectors, timed, activity.mean_rate, work)
+    return results
+
+
+def _stored_extra(lib: Liberty, n_pairs: int, result: FlowResult, batch: int = 1) -> dict[str, Any]:
+    """The fields kept beside a cost in ``hw.json``."""
+    extra = {
+        "supply_v": lib.supply_v, "n_pairs": n_pairs, "equivalence_vectors": result.equivalence_vectors,
+        "activity": "timed (cell delays, glitches counted)" if result.timed_activity else "zero-delay",
+        "mean_activity": round(result.mean_activity, 6),
+        "seconds": {k: round(v, 3) for k, v in result.seconds.items()},
+    }
+    if batch > 1:
+        extra["batch_streams"] = batch  # seconds are the batch's
+    return extra
 
 
 def cost(multiplier: Any, liberty: str | Path | Liberty = DEFAULT_LIBERTY, operands: np.ndarray | None = None,
@@ -170,13 +221,15 @@ def cost(multiplier: Any, liberty: str | Path | Liberty = DEFAULT_LIBERTY, opera
         if hit is not None:
             return hit
     result = run_flow(design, lib, ops, clock_ns, stream=label, fresh=force)
-    cache.store(design, result.cost, {
-        "supply_v": lib.supply_v, "n_pairs": int(len(ops)), "equivalence_vectors": result.equivalence_vectors,
-        "activity": "timed (cell delays, glitches counted)" if result.timed_activity else "zero-delay",
-        "mean_activity": round(result.mean_activity, 6),
-        "seconds": {k: round(v, 3) for k, v in result.seconds.items()},
-    })
+    cache.store(design, result.cost, _stored_extra(lib, int(len(ops)), result))
     return result.cost
+
+
+def _workload_design(multiplier: Any) -> Design:
+    """The design with its ``hw.json`` moved to the workload cache (outside the database)."""
+    design = as_design(multiplier)
+    path = cache_dir() / "hw" / "workload" / f"{design.name}-{design.design_sha256[:16]}.json"
+    return dataclasses.replace(design, hw_json=path)
 
 
 def workload_cost(multiplier: Any, operands: np.ndarray, liberty: str | Path | Liberty = DEFAULT_LIBERTY,
@@ -189,6 +242,7 @@ def workload_cost(multiplier: Any, operands: np.ndarray, liberty: str | Path | L
     are kept in ``cache_dir()/hw/workload/<name>-<design hash>.json`` rather than in
     the database's ``hw.json``; synthesis is shared with the uniform cost, and each
     stream is found again by its content hash (a repeated run costs nothing).
+    Many streams of one design cost far less through :func:`workload_costs`.
 
     Args:
         multiplier: a database name, a :class:`~axhw.library.Multiplier` or a :class:`Design`.
@@ -196,9 +250,61 @@ def workload_cost(multiplier: Any, operands: np.ndarray, liberty: str | Path | L
         liberty, clock_ns: as :func:`cost`.
         stream: label stored as ``operand_stream`` (default ``custom-<hash>``).
     """
-    design = as_design(multiplier)
-    path = cache_dir() / "hw" / "workload" / f"{design.name}-{design.design_sha256[:16]}.json"
-    return cost(dataclasses.replace(design, hw_json=path), liberty, operands, clock_ns, stream=stream)
+    ops = check_operands(operands)
+    label = stream or f"custom-{operands_sha256(ops)[:12]}"
+    return workload_costs(multiplier, {label: ops}, liberty, clock_ns)[label]
+
+
+def workload_costs(multiplier: Any, streams: Mapping[str, np.ndarray], liberty: str | Path | Liberty = DEFAULT_LIBERTY,
+                   clock_ns: float = 10.0, *, force: bool = False, jobs: int = 1) -> dict[str, HardwareCost]:
+    """:func:`workload_cost` of one multiplier on many operand streams, in one simulation and one OpenSTA run.
+
+    Each stream's cost is exactly the one :func:`workload_cost` gives for it alone
+    (each stream starts from the state its own first pair sets; see
+    :func:`~axhw.hw.power.simulate_activities`), and is cached by its content hash in
+    the same file: streams already cached are read, only the others are simulated,
+    and a stream given twice under two labels is simulated once.
+
+    Args:
+        multiplier: a database name, a :class:`~axhw.library.Multiplier` or a :class:`Design`.
+        streams: label (stored as ``operand_stream`` of a new cost) -> int8 (N, 2) stream in datapath order.
+        liberty, clock_ns: as :func:`cost`.
+        force: recompute every stream (in a private build folder).
+        jobs: simulations run at once, each over a share of the streams (same numbers;
+            the gate-level simulation is most of the time).
+
+    Returns:
+        label -> cost, in the order of ``streams``.  A cached cost keeps the label it was stored with.
+
+    Raises:
+        DataError: a stream that is not int8 pairs (the message names its label).
+        ConfigError / ToolMissingError / SynthesisError: as :func:`cost`.
+    """
+    clock_ns = _check_clock(clock_ns)
+    design = _workload_design(multiplier)
+    lib = resolve_liberty(liberty)
+    checked: dict[str, np.ndarray] = {}
+    for label, operands in streams.items():
+        try:
+            checked[label] = check_operands(operands)
+        except DataError as exc:
+            raise DataError(f"stream {label!r}: {exc}") from None
+    shas = {label: operands_sha256(ops) for label, ops in checked.items()}
+    found: dict[str, HardwareCost] = {}
+    if not force:
+        for hit in cache.load_costs(design):
+            if hit.liberty_sha256 == lib.sha256 and abs(hit.clock_ns - clock_ns) < 1e-9:
+                found.setdefault(hit.operands_sha256, hit)
+    todo: dict[str, np.ndarray] = {}  # first label of each stream not cached
+    for label, sha in shas.items():
+        if sha not in found and all(shas[other] != sha for other in todo):
+            todo[label] = checked[label]
+    if todo:
+        results = run_flows(design, lib, todo, clock_ns, fresh=force, jobs=jobs)
+        for label, result in results.items():
+            cache.store(design, result.cost, _stored_extra(lib, int(len(todo[label])), result, len(todo)))
+            found[shas[label]] = result.cost
+    return {label: found[shas[label]] for label in streams}
 
 
 _Caught = list[tuple[type[Warning], str]]

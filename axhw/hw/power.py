@@ -10,12 +10,16 @@
    generated models the simulation is zero-delay.
 2. The VCD of every net of the netlist gives, per net, the number of transitions
    per cycle (*activity*; changes within one time step count once) and the fraction
-   of time at 1 (*duty*), over cycles 1..N-1.
+   of time at 1 (*duty*), over cycles 1..N-1.  Several streams of one design run back
+   to back in one simulation (:func:`simulate_activities`), the VCD cut into one
+   window per stream that opens one cycle after the stream's first pair, so each
+   stream's activity is exactly that of a run of its own.
 3. OpenSTA gets these per pin: ``set_power_activity -input_ports`` for the primary
    inputs and ``sta::set_power_pin_activity`` for every cell pin (this 2019 OpenSTA
    has no ``read_vcd``/``read_saif``, and its ``set_power_activity -pins`` branch is
    broken), then ``design_power`` gives internal, switching and leakage power at the
-   clock of :func:`~axhw.hw.timing.sta_preamble` and the Liberty nominal supply.
+   clock of :func:`~axhw.hw.timing.sta_preamble` and the Liberty nominal supply; one
+   session annotates and reports each stream in turn (:func:`estimate_powers`).
 
 Energy per multiplication = total power (mW) × clock period (ns) = pJ.
 
@@ -29,8 +33,10 @@ from __future__ import annotations
 
 import json
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -44,7 +50,8 @@ from axhw.hw.timing import run_sta, sta_preamble
 
 __all__ = [
     "Activity", "PowerResult", "uniform_operands", "check_operands", "operands_sha256",
-    "simulate_activity", "estimate_power", "DEFAULT_PAIRS", "SIM_PERIOD_NS",
+    "simulate_activity", "simulate_activities", "estimate_power", "estimate_powers", "DEFAULT_PAIRS",
+    "SIM_PERIOD_NS",
 ]
 
 #: Length of the default uniform operand stream (pairs).
@@ -160,13 +167,14 @@ module axhw_activity;
   reg [{p.b_width - 1}:0] b;
   wire [{p.y_width - 1}:0] y;
   reg [{p.a_width + p.b_width - 1}:0] stream [0:{n - 1}];
-  integer i;
+  integer i, n;
   {synth.module} dut (.{p.a}(a), .{p.b}(b), .{p.y}(y));
   initial begin
-    $readmemh("operands.hex", stream);
+    if (!$value$plusargs("pairs=%d", n)) n = {n};  // a shorter operands.hex in the run's own folder
+    $readmemh("operands.hex", stream, 0, n - 1);
     $dumpfile("activity.vcd");
     $dumpvars(1, dut);
-    for (i = 0; i < {n}; i = i + 1) begin
+    for (i = 0; i < n; i = i + 1) begin
       {{a, b}} = stream[i];
       #{SIM_PERIOD_NS};
     end
@@ -177,7 +185,8 @@ endmodule
 
 
 class _VcdCounter:
-    """Per-bit transition counts and time at 1 in a VCD, from ``t_start`` to ``t_end``."""
+    """Per-bit transition counts and time at 1 in a VCD, from ``t_start`` to ``t_end`` (changes at or
+    after ``t_end`` are ignored).  The reference :func:`_count_vcd_windows` is tested against."""
 
     def __init__(self, t_start: int, t_end: int):
         self.t_start, self.t_end = t_start, t_end
@@ -203,6 +212,8 @@ class _VcdCounter:
         self.high[code] = [0] * width
 
     def commit(self, t: int, pending: dict[str, str]) -> None:
+        if t >= self.t_end:
+            return
         t_clip = max(t, self.t_start)
         for code, raw in pending.items():
             old = self.value[code]
@@ -234,7 +245,10 @@ _VAR_RE = re.compile(r"\$var\s+\S+\s+(?P<width>\d+)\s+(?P<code>\S+)\s+(?P<ref>\S
 
 
 def _count_vcd(path: Path, t_start_ns: int, t_end_ns: int) -> tuple[dict[str, int], dict[str, float]]:
-    """Per-bit transitions and duty in the window [t_start_ns, t_end_ns] of a VCD file."""
+    """Per-bit transitions and duty in the window [t_start_ns, t_end_ns) of a VCD file, line by line.
+
+    The reference for :func:`_count_vcd_windows`, which the flow uses (same numbers, far faster).
+    """
     pending: dict[str, str] = {}
     t = 0
     with path.open() as f:
@@ -266,9 +280,68 @@ def _count_vcd(path: Path, t_start_ns: int, t_end_ns: int) -> tuple[dict[str, in
     return counter.finish()
 
 
+def _count_vcd_windows(path: Path, windows_ns: list[tuple[int, int]]) -> list[tuple[dict[str, int], dict[str, float]]]:
+    """Per-bit transitions and duty in each window ``[t_start_ns, t_end_ns)`` of a VCD file, in one pass.
+
+    The same numbers as :func:`_count_vcd` (its reference) for every window at once,
+    from a compiled scan of the file (:mod:`axhw.hw._vcd`).  Windows must be sorted
+    and disjoint; changes between windows move the state but count nowhere.
+    """
+    from axhw.hw._vcd import code_key, count_windows
+
+    with path.open("rb") as f:
+        header = []
+        for line in f:
+            header.append(line)
+            if line.startswith(b"$enddefinitions"):
+                break
+        body = f.read()
+    text = b"".join(header).decode()
+    scale = re.search(r"\$timescale\s*(\d+)\s*(s|ms|us|ns|ps|fs)\s*\$end", text)
+    if scale is None:
+        raise SynthesisError(f"{path}: no $timescale in the VCD header")
+    ticks_per_ns = 1.0 / (int(scale.group(1)) * _TIME_UNITS_NS[scale.group(2)])
+    declared: dict[str, tuple[int, int]] = {}  # code -> (first bit, width); the first declaration wins
+    bit_names: list[str] = []
+    for var in _VAR_RE.finditer(text):  # $var wire 8 ! a [7:0] $end
+        code, width, ref, index = var.group("code"), int(var.group("width")), var.group("ref"), var.group("index") or ""
+        if code in declared:
+            continue
+        if width == 1:
+            names = [ref + index] if index else [ref]
+        else:
+            msb, lsb = (int(x) for x in re.match(r"\[(-?\d+):(-?\d+)\]", index).groups())
+            step = -1 if msb >= lsb else 1
+            names = [f"{ref}[{i}]" for i in range(msb, lsb + step, step)]
+        declared[code] = (len(bit_names), width)
+        bit_names.extend(names)
+    order = sorted(declared, key=code_key)
+    keys = np.array([code_key(c) for c in order], dtype=np.int64)
+    bases = np.array([declared[c][0] for c in order], dtype=np.int64)
+    widths = np.array([declared[c][1] for c in order], dtype=np.int64)
+    starts = np.array([round(a * ticks_per_ns) for a, _ in windows_ns], dtype=np.int64)
+    ends = np.array([round(b * ticks_per_ns) for _, b in windows_ns], dtype=np.int64)
+    if np.any(ends < starts) or np.any(starts[1:] < ends[:-1]):
+        raise ValueError(f"windows must be sorted and disjoint, got {windows_ns}")
+    toggles, high, bad = count_windows(np.frombuffer(body, dtype=np.uint8), keys, bases, widths, len(bit_names),
+                                       starts, ends)
+    if bad >= 0:
+        line = body[bad:].split(b"\n", 1)[0].decode(errors="replace")
+        raise SynthesisError(f"{path}: value change {line!r} of an undeclared identifier code")
+    results = []
+    for k in range(len(windows_ns)):
+        span = max(int(ends[k] - starts[k]), 1)
+        tk, hk = toggles[k].tolist(), high[k].tolist()
+        results.append(({name: tk[i] for i, name in enumerate(bit_names)},
+                        {name: hk[i] / span for i, name in enumerate(bit_names)}))
+    return results
+
+
 def simulate_activity(design: Design, synth: SynthesisResult, models: Path, timed: bool, operands: np.ndarray,
                       work: Path) -> Activity:
     """Drive the netlist with ``operands`` in Icarus and measure the activity of every net.
+
+    One stream of :func:`simulate_activities`.
 
     Args:
         design: the design (ports, signedness).
@@ -281,25 +354,92 @@ def simulate_activity(design: Design, synth: SynthesisResult, models: Path, time
         DataError: a bad operand stream.
         SynthesisError: the simulation could not be compiled or run.
     """
-    operands = check_operands(operands)
-    n = len(operands)
+    return simulate_activities(design, synth, models, timed, [operands], work)[0]
+
+
+def simulate_activities(design: Design, synth: SynthesisResult, models: Path, timed: bool,
+                        streams: Sequence[np.ndarray], work: Path, *, jobs: int = 1,
+                        keep_vcd: bool = False) -> list[Activity]:
+    """Activity of every net for each of several operand streams, from one compiled simulation.
+
+    The streams are driven back to back in one Icarus run and the VCD is cut into one
+    window per stream.  A stream's window opens one cycle after its first pair is
+    applied and closes when the next stream's first pair is: the change from the
+    previous stream's last pair to this stream's first pair, like the change from the
+    unknown power-up state to the first pair of a stream simulated alone, counts in no
+    window.  The netlist is combinational and every change settles within a cycle
+    (:data:`SIM_PERIOD_NS`), so a stream starts from the state its first pair sets,
+    and each :class:`Activity` is exactly the one a run of that stream alone gives.
+
+    Args:
+        design, synth, models, timed: as :func:`simulate_activity`.
+        streams: int8 (N_i, 2) streams, one pair per cycle each.
+        work: folder for the bench, stimulus, logs and ``activity.json`` (one entry per stream).
+        jobs: simulations run at once; with more than one, the streams are split into that
+            many consecutive groups of about equal length, each run of the same compiled
+            simulation in a folder ``part-<g>`` of its own (same numbers, less wall time).
+        keep_vcd: keep each run's ``activity.vcd`` (deleted by default: tens of MB per design).
+
+    Raises:
+        DataError: a bad operand stream (or none).
+        ConfigError: ``jobs`` below 1.
+        SynthesisError: the simulation could not be compiled or run.
+    """
+    if not len(streams):
+        raise DataError("no operand stream to simulate; pass at least one (N, 2) int8 array")
+    if jobs < 1:
+        raise ConfigError(f"jobs must be at least 1, got {jobs}")
+    checked = [check_operands(ops) for ops in streams]
+    lengths = [len(ops) for ops in checked]
     work.mkdir(parents=True, exist_ok=True)
-    _write_stimulus(design, operands, work / "operands.hex")
-    atomic_write_text(work / "activity_tb.v", _bench(design, synth, n))
+    atomic_write_text(work / "activity_tb.v", _bench(design, synth, sum(lengths)))
     run_tool(["iverilog", *(["-gspecify"] if timed else []), "-o", "activity.vvp", "-s", "axhw_activity",
               "activity_tb.v", str(synth.netlist), str(models)], work / "activity_compile.log",
              f"iverilog compiling the activity bench of {design.name}", cwd=work)
-    run_tool(["vvp", "-n", "activity.vvp"], work / "activity.log", f"gate-level activity simulation of {design.name}",
-             cwd=work)
-    vcd = work / "activity.vcd"
-    if not vcd.is_file():
-        raise SynthesisError(f"activity simulation of {design.name} wrote no VCD; see {work / 'activity.log'}")
-    toggles, duty = _count_vcd(vcd, SIM_PERIOD_NS, n * SIM_PERIOD_NS)
-    vcd.unlink()
+    groups = _groups(lengths, jobs)
+    folders = [work] if len(groups) == 1 else [work / f"part-{g}" for g in range(len(groups))]
+
+    def simulate(folder: Path, members: list[int]) -> list[tuple[dict[str, int], dict[str, float]]]:
+        folder.mkdir(parents=True, exist_ok=True)
+        _write_stimulus(design, np.concatenate([checked[k] for k in members]), folder / "operands.hex")
+        n = sum(lengths[k] for k in members)
+        run_tool(["vvp", "-n", str(work / "activity.vvp"), f"+pairs={n}"], folder / "activity.log",
+                 f"gate-level activity simulation of {design.name}", cwd=folder)
+        vcd = folder / "activity.vcd"
+        if not vcd.is_file():
+            raise SynthesisError(f"activity simulation of {design.name} wrote no VCD; see {folder / 'activity.log'}")
+        first = np.cumsum([0, *(lengths[k] for k in members[:-1])])
+        windows = [(int(f + 1) * SIM_PERIOD_NS, int(f + lengths[k]) * SIM_PERIOD_NS) for f, k in zip(first, members)]
+        counted = _count_vcd_windows(vcd, windows)
+        if not keep_vcd:
+            vcd.unlink()
+        return counted
+
+    if len(groups) == 1:
+        counted = simulate(work, groups[0])
+    else:
+        with ThreadPoolExecutor(max_workers=len(groups)) as pool:  # the simulator runs outside the GIL
+            counted = [c for part in pool.map(simulate, folders, groups) for c in part]
     (work / "activity.vvp").unlink(missing_ok=True)
-    activity = Activity(toggles, duty, n - 1, timed)
-    atomic_write_json(work / "activity.json", {"cycles": n - 1, "timed": timed, "toggles": toggles, "duty": duty})
-    return activity
+    activities = [Activity(toggles, duty, m - 1, timed) for (toggles, duty), m in zip(counted, lengths)]
+    records = [{"cycles": a.cycles, "timed": timed, "toggles": a.toggles, "duty": a.duty} for a in activities]
+    atomic_write_json(work / "activity.json", records[0] if len(records) == 1 else {"streams": records})
+    return activities
+
+
+def _groups(lengths: list[int], jobs: int) -> list[list[int]]:
+    """Stream indices split into at most ``jobs`` consecutive groups of about equal total length."""
+    jobs = min(jobs, len(lengths))
+    total, groups, current, done = sum(lengths), [], [], 0
+    for k, m in enumerate(lengths):
+        current.append(k)
+        done += m
+        if len(groups) < jobs - 1 and done >= total * (len(groups) + 1) / jobs:
+            groups.append(current)
+            current = []
+    if current:
+        groups.append(current)
+    return groups
 
 
 def _bit_names(netlist_json: Path, module: str) -> tuple[dict, dict[int, str]]:
@@ -326,9 +466,22 @@ def estimate_power(synth: SynthesisResult, liberty: Liberty, activity: Activity,
     Raises:
         SynthesisError: OpenSTA failed, or a net of the netlist has no measured activity.
     """
+    return estimate_powers(synth, liberty, [activity], clock_ns, work)[0]
+
+
+def estimate_powers(synth: SynthesisResult, liberty: Liberty, activities: Sequence[Activity], clock_ns: float,
+                    work: Path) -> list[PowerResult]:
+    """Power (mW) of ``synth`` for each measured activity, from one OpenSTA session.
+
+    The netlist and library are read once; every pin is annotated anew before each
+    ``design_power``, so each result is the one a session of its own gives.
+
+    Raises:
+        SynthesisError: OpenSTA failed, or a net of the netlist has no measured activity.
+    """
     top, names = _bit_names(synth.netlist_json, synth.module)
 
-    def annotate(bit: int | str) -> str:
+    def annotate(activity: Activity, bit: int | str) -> str:
         if not isinstance(bit, int):  # a constant "0"/"1" (or "x", tied to 0 by setundef)
             return _tcl_activity(0.0, 1.0 if bit == "1" else 0.0)
         name = names.get(bit)
@@ -338,19 +491,24 @@ def estimate_power(synth: SynthesisResult, liberty: Liberty, activity: Activity,
         return _tcl_activity(activity.rate(name), activity.duty[name])
 
     lines = [sta_preamble(synth, liberty, clock_ns)]
-    for port, spec in sorted(top["ports"].items()):
-        if spec["direction"] == "input":
-            for i, bit in enumerate(spec["bits"]):
-                ref = port if len(spec["bits"]) == 1 else f"{port}[{i}]"
-                act, duty = annotate(bit).split()
-                lines.append(f"set_power_activity -input_ports {{{ref}}} -activity {act} -duty {duty}")
-    for inst, cell in sorted(top["cells"].items()):
-        for pin, bits in sorted(cell["connections"].items()):
-            lines.append(f"sta::set_power_pin_activity [get_pins {{{inst}/{pin}}}] {annotate(bits[0])}")
-    lines.append('puts "AXHW_POWER [sta::design_power [sta::cmd_corner]]"')
+    for k, activity in enumerate(activities):
+        for port, spec in sorted(top["ports"].items()):
+            if spec["direction"] == "input":
+                for i, bit in enumerate(spec["bits"]):
+                    ref = port if len(spec["bits"]) == 1 else f"{port}[{i}]"
+                    act, duty = annotate(activity, bit).split()
+                    lines.append(f"set_power_activity -input_ports {{{ref}}} -activity {act} -duty {duty}")
+        for inst, cell in sorted(top["cells"].items()):
+            for pin, bits in sorted(cell["connections"].items()):
+                lines.append(f"sta::set_power_pin_activity [get_pins {{{inst}/{pin}}}] {annotate(activity, bits[0])}")
+        lines.append(f'puts "AXHW_POWER {k} [sta::design_power [sta::cmd_corner]]"')
     log = run_sta("\n".join(lines) + "\n", work, "power", f"OpenSTA power of {synth.netlist}")
-    match = re.search(r"^AXHW_POWER (\S+) (\S+) (\S+)", log, re.M)
-    if match is None:
-        raise SynthesisError(f"OpenSTA printed no power for {synth.netlist}; see {work / 'power.log'}")
-    internal_w, switching_w, leakage_w = (float(x) for x in match.groups())
-    return PowerResult(internal_w * 1e3, switching_w * 1e3, leakage_w * 1e3, float(clock_ns), liberty.supply_v)
+    found = {int(k): groups for k, *groups in re.findall(r"^AXHW_POWER (\d+) (\S+) (\S+) (\S+)", log, re.M)}
+    results = []
+    for k in range(len(activities)):
+        if k not in found:
+            raise SynthesisError(f"OpenSTA printed no power for {synth.netlist}; see {work / 'power.log'}")
+        internal_w, switching_w, leakage_w = (float(x) for x in found[k])
+        results.append(PowerResult(internal_w * 1e3, switching_w * 1e3, leakage_w * 1e3, float(clock_ns),
+                                   liberty.supply_v))
+    return results
