@@ -15,6 +15,7 @@ from typing import Sequence
 
 from ._version import __version__
 from .errors import AxhwError
+from .threads import apply_threads
 
 __all__ = ["main", "build_parser"]
 
@@ -38,9 +39,15 @@ def build_parser() -> argparse.ArgumentParser:
         "emulate them in timm models, retrain, and search per-layer assignments.",
     )
     parser.add_argument("--version", action="version", version=f"axhw {__version__}")
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="CPU threads for torch, Numba and worker processes together "
+                        "(default: $AXHW_THREADS, else the cores other jobs leave idle)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
+    for sub in subparsers.choices.values():  # also after the subcommand; SUPPRESS keeps a top-level value
+        if "--threads" not in sub._option_string_actions:
+            sub.add_argument("--threads", type=int, default=argparse.SUPPRESS, metavar="N", help="CPU threads (see axhw --help)")
     return parser
 
 
@@ -52,6 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        apply_threads(args.threads)
         return int(args.func(args) or 0)
     except AxhwError as exc:
         print(f"axhw {args.command}: error: {exc}", file=sys.stderr)
