@@ -4,7 +4,7 @@ For DeiT-tiny shapes at batch 8 (qkv, proj, fc1, fc2, Q.K^T, A.V) and four table
 exact product; ``a*b`` + rank 2; a separable table; a random full-rank table), this
 times ``auto`` and every CPU backend that can compute the table (``lowrank`` with int8
 GEMMs where they are exact, ``lowrank_float``, ``numba_cpu``) in one process, round
-robin, fastest of ``--repeats`` runs (process CPU time with one thread, which other
+robin, fastest of at least ``--repeats`` runs (more for short kernels; process CPU time with one thread, which other
 jobs on a shared machine barely disturb; wall-clock time otherwise), and prints each one's time over the best one's.
 The calibration ``auto`` relies on runs first (into a fresh cache folder, so it is
 measured, not read) and its time is printed too.  The CPU's vector features are
@@ -88,9 +88,12 @@ def run(repeats: int, clock: Any = time.perf_counter) -> dict[str, Any]:
             runs.update({name: (lambda name=name: KERNELS[name].bmm(a, b, table)) for name in backends})
             want = reference(a[0, :8].numpy(), b[0].numpy(), table.lut)
             best = dict.fromkeys(runs, float("inf"))
+            start = clock()
             for name, fn in runs.items():
                 np.testing.assert_array_equal(fn()[0, :8].numpy(), want)  # warm-up and check
-            for _ in range(repeats):
+            # Short kernels get more runs (up to ~1 s of each shape) so that the fastest run is a clean one.
+            rounds = min(60, max(repeats, int(1.0 / max(clock() - start, 1e-3))))
+            for _ in range(rounds):
                 for name, fn in runs.items():
                     start = clock()
                     fn()

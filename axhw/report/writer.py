@@ -265,9 +265,9 @@ def _handoff_section(content: ReportContent, handoff: Handoff) -> Section:
     for rec in modules:
         hw = rec.get("hardware") or {}
         params = ", ".join(f"{k}={v}" for k, v in (rec.get("parameters") or {}).items())
-        module = f"`{rec['verilog_module']}`" + (f" ({params})" if params else "") if rec.get("verilog_module") else "n/a"
+        module = f"`{rec['verilog_module']}`" + (f" {params}" if params else "") if rec.get("verilog_module") else "n/a"
         if rec.get("wrapper"):
-            module += f" in `{rec['wrapper']['module']}`"
+            module += ", wrapped"
         energy = rec.get("energy_per_image_pj")
         rows.append([
             rec["name"], module, f"`{rec['rtl_file']}`" if rec.get("rtl_file") else "left out",
@@ -279,7 +279,7 @@ def _handoff_section(content: ReportContent, handoff: Handoff) -> Section:
         ])
     t = handoff.totals
     energy = t["energy_per_image_pj"]
-    rows.append([f"total ({t['instances']} instance(s), one each)", "", "", "", str(len(content.rows)),
+    rows.append(["total", f"{t['instances']} instance(s)", "", "", str(len(content.rows)),
                  _pct(t["macs_per_image"] / total_macs, 1), _num(t["area_um2"], ".1f"), "",
                  _num(t["power_mw"], ".4g"), "", _num(None if energy is None else energy / 1e6, ".4g"), ""])
     liberties = ", ".join(f"{lib['liberty']} at {lib['clock_ns']:g} ns clock" for lib in content.liberties) or "n/a"
@@ -298,10 +298,10 @@ def _handoff_section(content: ReportContent, handoff: Handoff) -> Section:
     ]
     if wrapped:
         blocks.append(Paragraph(
-            "Unsigned cores (" + ", ".join(f"`{rec['name']}`" for rec in wrapped) + ") compute the product of "
-            "magnitudes; the signed datapath the model was emulated and costed with is the sign-magnitude wrapper "
-            "`axhw_sm_*` shipped beside each (`y = sign(a·b)·M(|a|, |b|)`). Instantiate the wrapper, not the bare "
-            "core; their costs above are the wrapper's."))
+            "Unsigned cores compute the product of magnitudes; the signed datapath the model was emulated and "
+            "costed with is the sign-magnitude wrapper `axhw_sm_*` shipped beside each core "
+            "(`y = sign(a·b)·M(|a|, |b|)`; " + ", ".join(f"`{rec['name']}` in `{rec['wrapper']['rtl_file']}`" for rec in wrapped)
+            + "). Instantiate the wrapper, not the bare core; the costs below are the wrapper's."))
     blocks.append(Table(["multiplier", "Verilog module", "RTL file", "sha256", "ops", "MAC share", "area (µm²)",
                          "delay (ns)", "power (mW)", "pJ / mult.", "µJ / image", "status"], rows,
                         ["l", "l", "l", "l", "r", "r", "r", "r", "r", "r", "r", "l"]))
