@@ -15,6 +15,7 @@ import inspect
 import math
 import os
 import platform
+import sys
 import warnings
 from typing import Any, Callable, Mapping, Sequence
 
@@ -25,6 +26,7 @@ from ..io import sha256_bytes
 from .baselines import NSGA2, GreedySensitivity, Knapsack, RandomSearch, UniformSweep
 from .evaluate import Evaluator, ModelTask
 from .mcts import MCTS
+from .plan import check_max_types, estimate_cost, prune_candidates
 from .problem import SearchProblem
 from .result import SearchResult
 from .sensitivity import profile_sensitivity, sensitivity_samples, sensitivity_to_dict
@@ -118,6 +120,7 @@ def run_on_space(
     model_name: str = "model",
     dataset: str = "",
     settings: Mapping[str, Any] | None = None,
+    max_types: int | None = None,
 ) -> SearchResult:
     """Search ``space`` with true evaluations from ``evaluator``.
 
@@ -135,6 +138,8 @@ def run_on_space(
         method_params: keyword settings of the method (e.g. ``{"alpha": 2.0}``).
         model_name, dataset: recorded in the result.
         settings: extra settings recorded in the result.
+        max_types: at most this many distinct multiplier types per configuration, the
+            reference included (``None``: no cap; see :func:`axhw.search.plan.cap_types`).
 
     Raises:
         ConfigError: unknown method or reference, a budget below ``n_ops``, a
@@ -159,7 +164,8 @@ def run_on_space(
     params = _params(algo)
     fingerprint = sha256_bytes(repr((space.fingerprint(), evaluator.task.fingerprint, method, int(seed),
                                      round(float(max_accuracy_drop), 9), reference,
-                                     sorted((k, repr(v)) for k, v in params.items()))).encode())
+                                     sorted((k, repr(v)) for k, v in params.items()))
+                               + ((("max_types", check_max_types(max_types)),) if max_types is not None else ())).encode())
 
     saved = _read_checkpoint_extra(checkpoint)
     if saved and saved.get("fingerprint") == fingerprint and "int8_accuracy" in saved:
@@ -176,6 +182,7 @@ def run_on_space(
         space, evaluator, reference_accuracy=ref_acc, int8_accuracy=int8, max_accuracy_drop=max_accuracy_drop,
         sensitivity=S, budget=int(budget), checkpoint=checkpoint, fingerprint=fingerprint, progress=progress,
         checkpoint_extra={"int8_accuracy": int8, "fp32_accuracy": fp32, "sensitivity": S.tolist()},
+        max_types=max_types,
     )
     try:
         problem.save_checkpoint()
@@ -216,6 +223,7 @@ def run_on_space(
             "n_workers": evaluator.n_workers,
             "true_evaluations": problem.n_spent,
             "sensitivity_evaluations": space.n_ops * (space.n_candidates - 1),
+            "max_types": max_types,
             "replayed_from_checkpoint": problem.n_replayed,
             "checkpoint": None if checkpoint is None else str(checkpoint),
             "energy_pj": space.energy_table(),
@@ -287,6 +295,8 @@ def run(
     method_params: Mapping[str, Any] | None = None,
     model_name: str | None = None,
     settings: Mapping[str, Any] | None = None,
+    prune: bool = True,
+    max_types: int | None = None,
 ) -> SearchResult:
     """Search a per-op multiplier assignment for ``model`` on the accuracy/power front.
 
@@ -322,6 +332,8 @@ def run(
         method_params: keyword settings of the method.
         model_name: name recorded in the result (default: the model name or class).
         settings: extra settings recorded in the result (e.g. ``{"command": "axhw search ..."}``).
+        prune: leave out dominated candidates before profiling (see :mod:`axhw.search.plan`).
+        max_types: at most this many distinct multiplier types per configuration.
 
     Returns:
         The :class:`SearchResult`; ``result.best()`` is the lowest-power configuration
@@ -389,16 +401,22 @@ def run(
         loader = DataLoader(TensorDataset(task.calib_images, torch.zeros(len(task.calib_images), dtype=torch.long)),
                             batch_size=128)
         operands = collect_operands(task.approximated({op.name: EXACT for op in ops}), loader, seed=seed)
+    check_max_types(max_types)
+    candidates, pruned = prune_candidates(list(candidates), liberty, keep=[EXACT]) if prune else (list(candidates), {})
     space = SearchSpace.from_library(ops, list(candidates), liberty=liberty, operands=operands, progress=progress)
     if executor == "process" and n_workers is None:
         n_workers = 1
     evaluator = Evaluator(task, executor, n_workers=n_workers, address=address, cache_dir=cache_dir,
                           lut_sha256=space.lut_sha256)
     try:
+        cost = estimate_cost(space, evaluator, budget, pruned)
+        if progress:
+            print(cost.describe(), file=sys.stderr, flush=True)
+        settings = {"cost_estimate": cost.to_json(), **dict(settings or {})}
         return run_on_space(
             space, evaluator, method=method, budget=budget, seed=seed, max_accuracy_drop=max_accuracy_drop,
             reference=reference, checkpoint=checkpoint, progress=progress, method_params=method_params,
-            model_name=name, dataset=dataset,
+            model_name=name, dataset=dataset, max_types=max_types,
             settings={"eval_split": eval_split, "eval_images": int(len(images)), "calib_images": int(len(calib)),
                       "backend": backend, "power": power, **dict(settings or {})},
         )

@@ -51,6 +51,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-cache", action="store_true", help="do not use the on-disk evaluation cache")
     parser.add_argument("-o", "--out", type=Path, default=Path("search_result.json"), help="result JSON path")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--max-types", type=int, default=None, metavar="N",
+                        help="at most N distinct multiplier types per configuration, the reference included")
+    parser.add_argument("--keep-dominated", action="store_true",
+                        help="keep candidates another one dominates (no more error on any operand pair for no "
+                        "more energy); by default they are left out before profiling")
     parser.set_defaults(func=_run)
 
 
@@ -75,6 +80,10 @@ def _command(args: argparse.Namespace) -> str:
         argv += ["--checkpoint", str(args.checkpoint)]
     if args.no_cache:
         argv.append("--no-cache")
+    if args.max_types is not None:
+        argv += ["--max-types", str(args.max_types)]
+    if args.keep_dominated:
+        argv.append("--keep-dominated")
     return shlex.join(argv)
 
 
@@ -95,6 +104,7 @@ def _run(args: argparse.Namespace) -> int:
             calib_size=args.calib_size, liberty=args.liberty, power=args.power, backend=args.backend,
             reference=args.reference, cache_dir=False if args.no_cache else None, progress=not args.quiet,
             model_name=args.model, settings={"command": _command(args)},
+            prune=not args.keep_dominated, max_types=args.max_types,
         )
     result.save(args.out)
     best = result.best()
