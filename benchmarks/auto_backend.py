@@ -4,7 +4,7 @@ For DeiT-tiny shapes at batch 8 (qkv, proj, fc1, fc2, Q.K^T, A.V) and four table
 exact product; ``a*b`` + rank 2; a separable table; a random full-rank table), this
 times ``auto`` and every CPU backend that can compute the table (``lowrank`` with int8
 GEMMs where they are exact, ``lowrank_float``, ``numba_cpu``) in one process, round
-robin, fastest of at least ``--repeats`` runs (more for short kernels; process CPU time with one thread, which other
+robin in a rotating order, fastest of at least ``--repeats`` runs (more for short kernels; process CPU time with one thread, which other
 jobs on a shared machine barely disturb; wall-clock time otherwise), and prints each one's time over the best one's.
 The calibration ``auto`` relies on runs first (into a fresh cache folder, so it is
 measured, not read) and its time is printed too.  The CPU's vector features are
@@ -93,8 +93,12 @@ def run(repeats: int, clock: Any = time.perf_counter) -> dict[str, Any]:
                 np.testing.assert_array_equal(fn()[0, :8].numpy(), want)  # warm-up and check
             # Short kernels get more runs (up to ~1 s of each shape) so that the fastest run is a clean one.
             rounds = min(60, max(repeats, int(1.0 / max(clock() - start, 1e-3))))
-            for _ in range(rounds):
-                for name, fn in runs.items():
+            names = list(runs)
+            for r in range(rounds):
+                # Rotate the order each round: a kernel run right after another one finds the
+                # caches (and, with AVX-512, the clock) in that one's state; each takes every place.
+                for name in names[r % len(names):] + names[:r % len(names)]:
+                    fn = runs[name]
                     start = clock()
                     fn()
                     best[name] = min(best[name], clock() - start)
