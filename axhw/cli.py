@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 from typing import Sequence
 
 from ._version import __version__
@@ -58,6 +59,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    warnings.showwarning = lambda message, category, *rest, **kw: print(  # one line, no source excerpt
+        f"axhw {args.command}: warning: {message}", file=sys.stderr)
     try:
         apply_threads(args.threads)
         return int(args.func(args) or 0)

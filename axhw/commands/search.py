@@ -27,6 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--model", default="default", help="'default' (embedded digits ViT) or a timm name")
     parser.add_argument("--weights", type=Path, default=None, help="local checkpoint for --model")
+    parser.add_argument("--num-classes", type=int, default=None, metavar="N",
+                        help="classifier outputs with --weights (default: the data's classes; see `axhw emulate --help`)")
     parser.add_argument("--data", default="digits", help="data spec: 'digits' or 'imagefolder:PATH'")
     parser.add_argument("--candidates", type=_csv, default=None, metavar="A,B,...",
                         help="candidate multipliers (default: every database entry with a hardware cost)")
@@ -68,6 +70,8 @@ def _command(args: argparse.Namespace) -> str:
             "--backend", args.backend, "-o", str(args.out)]
     if args.weights is not None:
         argv += ["--weights", str(args.weights)]
+    if args.num_classes is not None:
+        argv += ["--num-classes", str(args.num_classes)]
     if args.candidates is not None:
         argv += ["--candidates", ",".join(args.candidates)]
     if args.eval_size is not None:
@@ -94,7 +98,11 @@ def _run(args: argparse.Namespace) -> int:
     if args.weights is not None:
         from ..models import load_model
 
-        model = load_model(args.model, checkpoint=args.weights)
+        from ..data import num_classes
+        from ..models import data_class_names
+
+        model = load_model(args.model, checkpoint=args.weights, num_classes=args.num_classes or num_classes(args.data),
+                           class_names=data_class_names(args.data))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConstraintWarning)
         result = run(
