@@ -114,3 +114,15 @@ def test_lowrank_float_is_registered_and_exact() -> None:
     a = torch.randint(-128, 128, (2, 5, 70), dtype=torch.int8)
     b = torch.randint(-128, 128, (2, 70, 6), dtype=torch.int8)
     np.testing.assert_array_equal(kernel.bmm(a, b, table).numpy(), np.stack([reference(a[g].numpy(), b[g].numpy(), table.lut) for g in range(2)]))
+
+
+def test_doctor_shows_the_choice_and_recalibrates(fresh: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from axhw.commands.doctor import kernel_choices
+
+    calls: list[str] = []
+    monkeypatch.setattr(calibration, "measure", _fake_measure({"lowrank": 3.0, "lowrank_float": 1.0, "numba_cpu": 2.0}, calls))
+    lines = kernel_choices()
+    assert len(calls) == 2 and sum("lowrank_float (lowrank_float 1.00x, numba_cpu 2.00x" in x for x in lines) == 2
+    assert kernel_choices() == lines and len(calls) == 2  # cached
+    kernel_choices(recalibrate=True)
+    assert len(calls) == 4

@@ -35,7 +35,7 @@ from axhw.paths import cache_dir
 
 from .table import LutTable
 
-__all__ = ["CPU_CANDIDATES", "SHAPES", "Calibration", "machine_key", "structure_key", "calibrated_backend", "calibration_report", "cache_file"]
+__all__ = ["CPU_CANDIDATES", "SHAPES", "Calibration", "machine_key", "structure_key", "calibrated_backend", "calibration_report", "recalibrate", "cache_file"]
 
 CPU_CANDIDATES: tuple[str, ...] = ("lowrank", "lowrank_float", "numba_cpu")
 """Backends ``auto`` chooses among on the CPU for a table with a low-rank form."""
@@ -46,7 +46,7 @@ SHAPES: dict[str, tuple[int, int, int, int]] = {  # name: (G, M, K, N), DeiT-tin
 }
 """Representative shapes timed: the largest Linear and an attention product of DeiT-tiny."""
 
-REPEATS = 3
+REPEATS = 6
 """Timed runs per candidate and shape (the fastest counts), after one warm-up."""
 
 _SCHEMA = 1
@@ -153,21 +153,25 @@ def measure(table: LutTable, candidates: Sequence[str], bmm: Callable[[str, torc
             shapes: dict[str, tuple[int, int, int, int]] = SHAPES, repeats: int = REPEATS) -> dict[str, float]:
     """Seconds per candidate, summed over ``shapes``: the fastest of ``repeats`` runs after a warm-up.
 
-    Candidates are timed round-robin, so a change in the machine's load during the
-    measurement hits all of them alike (the machine may be shared).
+    The machine may be shared, so: candidates are timed round-robin in an order that
+    rotates every round (each runs after every other, in caches and clock states left by
+    it, and a change of load hits all alike), the fastest run counts, and with one
+    thread the clock is the process's CPU time, which other jobs barely disturb.
     """
-    totals = dict.fromkeys(candidates, 0.0)
+    clock = time.process_time if torch.get_num_threads() == 1 else time.perf_counter
+    names = list(candidates)
+    totals = dict.fromkeys(names, 0.0)
     for shape in shapes.values():
         a, b = _operands(shape)
-        best = dict.fromkeys(candidates, float("inf"))
-        for name in candidates:
+        best = dict.fromkeys(names, float("inf"))
+        for name in names:
             bmm(name, a, b, table)  # warm-up: compilation, factor tables
-        for _ in range(repeats):
-            for name in candidates:
-                start = time.perf_counter()
+        for r in range(repeats):
+            for name in names[r % len(names):] + names[:r % len(names)]:
+                start = clock()
                 bmm(name, a, b, table)
-                best[name] = min(best[name], time.perf_counter() - start)
-        for name in candidates:
+                best[name] = min(best[name], clock() - start)
+        for name in names:
             totals[name] += best[name]
     return totals
 
@@ -225,7 +229,17 @@ def calibration_report(path: Path | None = None) -> list[Calibration]:
     return out
 
 
-def _forget() -> None:
-    """Drop the in-memory choices (tests; a new cache file or thread count)."""
+def recalibrate(path: Path | None = None) -> int:
+    """Forget this machine's choices (in memory and on disk) so that the next use measures again.
+
+    Returns:
+        The number of choices forgotten from the file.
+    """
+    path = path or cache_file()
     with _LOCK:
         _MEMORY.clear()
+        data = _read(path)
+        gone = data.get("machines", {}).pop(machine_key(), {})
+        if gone:
+            atomic_write_json(path, data)
+    return len(gone)
