@@ -4,7 +4,7 @@ For DeiT-tiny shapes at batch 8 (qkv, proj, fc1, fc2, Q.K^T, A.V) and four table
 exact product; ``a*b`` + rank 2; a separable table; a random full-rank table), this
 times ``lut_matmul(a, b, table, backend)`` with ``backend="auto"`` and with every CPU backend that can compute the table (``lowrank`` with int8
 GEMMs where they are exact, ``lowrank_float``, ``numba_cpu``) in one process, round
-robin in a rotating order, fastest of at least ``--repeats`` runs (more for short kernels; process CPU time with one thread, which other
+robin in a new random order every round, fastest of at least ``--repeats`` runs (more for short kernels; process CPU time with one thread, which other
 jobs on a shared machine barely disturb; wall-clock time otherwise), and prints each one's time over the best one's.
 The calibration ``auto`` relies on runs first (into a fresh cache folder, so it is
 measured, not read) and its time is printed too.  The CPU's vector features are
@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import platform
+import random
 import re
 import tempfile
 import time
@@ -95,10 +96,12 @@ def run(repeats: int, clock: Any = time.perf_counter) -> dict[str, Any]:
             # Short kernels get more runs (up to ~3 s of each shape) so that the fastest run is a clean one.
             rounds = min(80, max(repeats, int(3.0 / max(clock() - start, 1e-3))))
             names = list(runs)
-            for r in range(rounds):
-                # Rotate the order each round: a kernel run right after another one finds the
-                # caches (and, with AVX-512, the clock) in that one's state; each takes every place.
-                for name in names[r % len(names):] + names[:r % len(names)]:
+            order = random.Random(0)
+            for _ in range(rounds):
+                # A new random order each round: a kernel run right after another finds the caches
+                # (and, with AVX-512, the clock) in that one's state; a rotated fixed order would
+                # always put the same kernel right after the slow LUT kernel.
+                for name in order.sample(names, len(names)):
                     fn = runs[name]
                     start = clock()
                     fn()

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+import random
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -153,10 +154,11 @@ def measure(table: LutTable, candidates: Sequence[str], bmm: Callable[[str, torc
             shapes: dict[str, tuple[int, int, int, int]] = SHAPES, repeats: int = REPEATS) -> dict[str, float]:
     """Seconds per candidate, summed over ``shapes``: the fastest of ``repeats`` runs after a warm-up.
 
-    The machine may be shared, so: candidates are timed round-robin in an order that
-    rotates every round (each runs after every other, in caches and clock states left by
-    it, and a change of load hits all alike), the fastest run counts, and with one
-    thread the clock is the process's CPU time, which other jobs barely disturb.
+    The machine may be shared, so: candidates are timed round-robin, in a new (seeded)
+    random order every round (a kernel runs in the caches and clock state the previous one
+    left: a fixed cyclic order would always put the same one after the LUT kernel), so a
+    change of load hits all alike; the fastest run counts; and with one thread the clock
+    is the process's CPU time, which other jobs barely disturb.
     """
     clock = time.process_time if torch.get_num_threads() == 1 else time.perf_counter
     names = list(candidates)
@@ -166,8 +168,9 @@ def measure(table: LutTable, candidates: Sequence[str], bmm: Callable[[str, torc
         best = dict.fromkeys(names, float("inf"))
         for name in names:
             bmm(name, a, b, table)  # warm-up: compilation, factor tables
-        for r in range(repeats):
-            for name in names[r % len(names):] + names[:r % len(names)]:
+        order = random.Random(0)
+        for _ in range(repeats):
+            for name in order.sample(names, len(names)):
                 start = clock()
                 bmm(name, a, b, table)
                 best[name] = min(best[name], clock() - start)
