@@ -409,10 +409,11 @@ def run(
     evaluator = Evaluator(task, executor, n_workers=n_workers, address=address, cache_dir=cache_dir,
                           lut_sha256=space.lut_sha256)
     try:
-        cost = estimate_cost(space, evaluator, budget, pruned)
-        if progress:
-            print(cost.describe(), file=sys.stderr, flush=True)
-        settings = {"cost_estimate": cost.to_json(), **dict(settings or {})}
+        if isinstance(budget, (int, np.integer)) and budget >= space.n_ops:  # else run_on_space refuses it first
+            cost = estimate_cost(space, evaluator, budget, pruned)
+            if progress:
+                print(cost.describe(), file=sys.stderr, flush=True)
+            settings = {"cost_estimate": cost.to_json(), **dict(settings or {})}
         return run_on_space(
             space, evaluator, method=method, budget=budget, seed=seed, max_accuracy_drop=max_accuracy_drop,
             reference=reference, checkpoint=checkpoint, progress=progress, method_params=method_params,
