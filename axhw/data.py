@@ -23,8 +23,9 @@ Two sources, named by a *spec* string that every command accepts:
 from __future__ import annotations
 
 import functools
+import pickle
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import torch
@@ -43,6 +44,7 @@ __all__ = [
     "get_dataset",
     "get_loader",
     "num_classes",
+    "load_checkpoint",
 ]
 
 #: Split names every spec understands.
@@ -187,6 +189,33 @@ def _imagefolder_root(path: Path, split: str) -> Path:
     )
 
 
+def _load_image(path: str):
+    """Open one image as RGB, or say which file is unreadable (instead of a PIL traceback mid-epoch)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with open(path, "rb") as f:
+            image = Image.open(f)
+            return image.convert("RGB")
+    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as exc:
+        raise DataError(f"{path}: not a readable image ({type(exc).__name__}: {exc}); remove or replace it") from None
+
+
+def load_checkpoint(path: str | Path, *, map_location: Any = "cpu", weights_only: bool = True) -> Any:
+    """``torch.load`` of a checkpoint, with a truncated or foreign file reported as one line.
+
+    Raises:
+        DataError: the file is missing, truncated, or not a torch checkpoint.
+    """
+    try:
+        return torch.load(path, map_location=map_location, weights_only=weights_only)
+    except FileNotFoundError:
+        raise DataError(f"checkpoint {str(path)!r} does not exist") from None
+    except (RuntimeError, EOFError, OSError, ValueError, AttributeError, KeyError, pickle.UnpicklingError) as exc:
+        raise DataError(f"checkpoint {str(path)!r} is unreadable (truncated or not a torch checkpoint: "
+                        f"{type(exc).__name__}: {str(exc)[:120]}); delete it to start over") from None
+
+
 def _imagefolder(path: Path, split: str, image_size: int | None, channels: int) -> Dataset:
     from torchvision import datasets, transforms
 
@@ -205,7 +234,7 @@ def _imagefolder(path: Path, split: str, image_size: int | None, channels: int) 
     else:
         steps.append(transforms.Normalize(_IMAGENET_MEAN, _IMAGENET_STD))
     try:
-        return datasets.ImageFolder(str(root), transform=transforms.Compose(steps))
+        return datasets.ImageFolder(str(root), transform=transforms.Compose(steps), loader=_load_image)
     except (FileNotFoundError, RuntimeError) as exc:  # no class folders / no images
         raise DataError(
             f"cannot read image folder {str(root)!r}: {exc}; it must hold one sub-folder per class "

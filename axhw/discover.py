@@ -10,7 +10,12 @@ directory).  Discovery then picks
   are more candidates), overridable with ``a=``/``b=``;
 * the product: the one output at least 16 bits wide (``y``, ``p``, ``prod``,
   ``product``, ``out``, ``z`` are preferred), overridable with ``y=``;
-* signedness: ``True`` when both operand ports are declared ``signed``.
+* signedness: ``True`` when both operand ports are declared ``signed``; when they
+  are not, :func:`discover_declared` reports it as undeclared and the caller
+  decides from simulation (:func:`axhw.simulate.decide_signedness`).
+
+:func:`check_combinational` asks yosys (``proc``) whether any signal is kept in a
+latch and whether the logic has a loop, and names the file and line.
 
 Overrides may also live in a sidecar file next to the design, ``<stem>.ports.json``
 (e.g. ``mul.ports.json`` for ``mul.v``) with any of the keys ``top``, ``a``, ``b``,
@@ -27,7 +32,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,8 +41,9 @@ from .errors import ToolMissingError, VerilogError
 from .exact import OPERAND_BITS
 from .paths import cache_dir
 from .records import PortSpec
+from .subproc import TimeLimitExceeded, run_limited
 
-__all__ = ["discover", "read_sidecar", "parse_modules", "ModuleInfo", "PortInfo", "SIDECAR_SUFFIX"]
+__all__ = ["discover", "discover_declared", "check_combinational", "read_sidecar", "parse_modules", "ModuleInfo", "PortInfo", "SIDECAR_SUFFIX"]
 
 #: Suffix of the optional port-override file next to a design (``mul.v`` -> ``mul.ports.json``).
 SIDECAR_SUFFIX = ".ports.json"
@@ -98,11 +103,15 @@ def _preprocess(path: Path, include_dirs: tuple[Path, ...] = ()) -> str:
     with tempfile.TemporaryDirectory(prefix="axhw-pp-") as tmp:
         out = Path(tmp) / "pp.v"
         cmd = [iverilog, "-E", "-o", str(out), *(f"-I{d}" for d in (path.parent, *include_dirs)), str(path)]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
+        try:
+            proc = run_limited(cmd)
+        except TimeLimitExceeded as exc:
+            raise VerilogError(f"{path}: preprocessing did not finish within {exc.timeout_s:g} s (an include loop?)") from None
         if proc.returncode != 0 or not out.exists():
             detail = (proc.stderr or proc.stdout).strip() or f"iverilog -E exited with status {proc.returncode}"
             raise VerilogError(f"{path}: preprocessing failed: {detail}")
-        return out.read_text()
+        # a Latin-1 (or any non-UTF-8) byte in a comment must not stop discovery
+        return out.read_bytes().decode("utf-8", errors="replace")
 
 
 def _int_literal(text: str, where: str) -> int:
@@ -347,7 +356,8 @@ def discover(
         top: module name; ``None`` picks the one module no other module instantiates.
         a, b, y: operand and product port names; ``None`` infers them.
         signed: force two's-complement (``True``) or unsigned (``False``) operands;
-            ``None`` infers ``True`` iff both operand ports are declared ``signed``.
+            ``None`` infers ``True`` iff both operand ports are declared ``signed``
+            (see :func:`discover_declared` to tell "undeclared" from "unsigned").
         parameters: Verilog parameter overrides (name -> integer value).
 
     Returns:
@@ -358,13 +368,39 @@ def discover(
         VerilogError: syntax error, no/several modules, unsupported ports, sequential design.
         ToolMissingError: ``iverilog`` is not installed.
     """
+    return discover_declared(path, top=top, a=a, b=b, y=y, signed=signed, parameters=parameters)[0]
+
+
+def discover_declared(
+    path: str | os.PathLike,
+    *,
+    top: str | None = None,
+    a: str | None = None,
+    b: str | None = None,
+    y: str | None = None,
+    signed: bool | None = None,
+    parameters: Mapping[str, int] | None = None,
+) -> tuple[PortSpec, str | None]:
+    """:func:`discover`, plus where the signedness came from.
+
+    Returns:
+        ``(ports, why)``: ``why`` says how signedness was fixed (the ``signed``
+        argument, the sidecar, or ``signed`` on both operand ports); ``None`` when
+        nothing declares it, and ``ports.signed`` is then only a placeholder
+        (``False``) for the caller to decide from evidence.
+    """
     path = Path(path)
     side = read_sidecar(path)
     top = top if top is not None else side.get("top")
     a = a if a is not None else side.get("a")
     b = b if b is not None else side.get("b")
     y = y if y is not None else side.get("y")
-    signed = signed if signed is not None else side.get("signed")
+    why = None
+    if signed is not None:
+        why = f"given as {'--signed' if signed else '--unsigned'}"
+    elif side.get("signed") is not None:
+        signed = bool(side["signed"])
+        why = f"\"signed\": {str(signed).lower()} in {path.stem}{SIDECAR_SUFFIX}"
     params = {**side.get("parameters", {}), **(parameters or {})}
     modules = parse_modules(path, params)
     mod = _pick_top(path, modules, top)
@@ -396,7 +432,60 @@ def discover(
     if others:
         raise VerilogError(f"{path}:{mod.lineno}: module {mod.name} has inputs besides the operands "
                            f"({', '.join(p.describe() for p in others)}); combinational two-operand multipliers only")
-    is_signed = bool(pa.signed and pb.signed) if signed is None else bool(signed)
-    return PortSpec(module=mod.name, a=pa.name, b=pb.name, y=py.name, a_width=pa.width, b_width=pb.width,
-                    y_width=py.width, signed=is_signed,
-                    parameters={k: v for k, v in sorted(mod.parameters.items()) if v is not None})
+    if signed is None and pa.signed and pb.signed:
+        signed, why = True, f"operand ports {pa.name} and {pb.name} are declared signed"
+    ports = PortSpec(module=mod.name, a=pa.name, b=pb.name, y=py.name, a_width=pa.width, b_width=pb.width,
+                     y_width=py.width, signed=bool(signed),
+                     parameters={k: v for k, v in sorted(mod.parameters.items()) if v is not None})
+    return ports, why
+
+
+_LATCH = re.compile(r"Latch inferred for signal `\\?([^']*)' from process `[^$]*\$proc\$([^:]*):(\d+)")
+_LOOP = re.compile(r"found logic loop", re.I)
+_LOOP_CELL = re.compile(r"^\s*cell \$(\w+)\$[^$]*?:(\d+)\$")
+
+
+def check_combinational(path: str | os.PathLike, ports: PortSpec, time_limit_s: float | None = None) -> bool:
+    """Reject a design whose logic keeps state: an inferred latch or a combinational loop.
+
+    Runs ``yosys`` (``read_verilog; hierarchy; proc; flatten; check``) under the time
+    limit.  The simulation's second sweep in another order is the cross-check for
+    what yosys cannot read.
+
+    Returns:
+        ``True`` when yosys checked the design, ``False`` when it could not (yosys
+        missing, or it does not read this Verilog; simulation still runs).
+
+    Raises:
+        VerilogError: a latch (``file:line`` of the always block and the signal) or a
+            logic loop was found.
+    """
+    exe = shutil.which("yosys")
+    if exe is None:
+        return False
+    path = Path(path).resolve()
+    chparam = "".join(f" -chparam {k} {int(v)}" for k, v in ports.parameters.items())
+    script = (f"read_verilog -sv -I{path.parent} {path}; hierarchy -top {ports.module}{chparam}; "
+              "proc; flatten; check")
+    with tempfile.TemporaryDirectory(prefix="axhw-comb-") as tmp:
+        try:
+            proc = run_limited([exe, "-p", script], cwd=tmp, timeout_s=time_limit_s)
+        except TimeLimitExceeded:
+            return False
+    if proc.returncode != 0:
+        return False
+    for match in _LATCH.finditer(proc.stdout):
+        signal_name, file, line = match.group(1), match.group(2), match.group(3)
+        signal_name = signal_name.split(".")[-1].lstrip("\\")
+        raise VerilogError(f"{path}:{line}: combinational designs only: yosys infers a latch for {signal_name} "
+                           f"(the always block does not assign it on every path, so it keeps an old value); "
+                           f"assign {signal_name} for every input")
+    lines = proc.stdout.splitlines()
+    for k, line in enumerate(lines):
+        if _LOOP.search(line):
+            cells = [m for m in (_LOOP_CELL.search(x) for x in lines[k + 1:k + 12]) if m]
+            where = f"{path}:{cells[0].group(2)}" if cells else str(path)
+            through = f" through {', '.join(sorted({c.group(1) for c in cells}))}" if cells else ""
+            raise VerilogError(f"{where}: combinational designs only: yosys finds a logic loop in {ports.module}"
+                               f"{through} (a signal that depends on itself); the product must be a function of a and b alone")
+    return True

@@ -9,29 +9,17 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import os
-import re
-import shutil
-import subprocess
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
-__all__ = ["Check", "run_checks", "format_table", "LIBERTY_FILES", "find_liberty"]
+from .hw.liberty import LIBERTY_FILES, find_liberty
+from .records import DEFAULT_LIBERTY
+from .text import text_table
+from .tools import tool_version
+
+__all__ = ["Check", "run_checks", "format_table"]
 
 APT = "apt-get install -y"
-
-#: Standard-cell Liberty libraries axhw knows by name (Debian's qflow-tech-* packages).
-LIBERTY_FILES: dict[str, str] = {
-    "osu018": "/usr/share/qflow/tech/osu018/osu018_stdcells.lib",
-    "osu035": "/usr/share/qflow/tech/osu035/osu035_stdcells.lib",
-    "osu050": "/usr/share/qflow/tech/osu050/osu05_stdcells.lib",
-}
-
-
-def find_liberty(name: str) -> Path | None:
-    """Path of a known Liberty library by name, or ``None`` when it is not installed."""
-    path = Path(LIBERTY_FILES.get(name, ""))
-    return path if name in LIBERTY_FILES and path.is_file() else None
 
 
 @dataclass(frozen=True)
@@ -46,26 +34,13 @@ class Check:
     detail: str = ""
 
 
-def _run_version(cmd: list[str], pattern: str) -> str | None:
-    exe = shutil.which(cmd[0])
-    if exe is None:
-        return None
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    out = proc.stdout + proc.stderr
-    match = re.search(pattern, out)
-    return match.group(1) if match else out.strip().splitlines()[0] if out.strip() else "unknown"
-
-
-def _tool(name: str, cmd: list[str], pattern: str, package: str) -> Check:
-    version = _run_version(cmd, pattern)
+def _tool(name: str, exe: str, package: str) -> Check:
+    version = tool_version(exe)
     return Check(name, version is not None, version or "-", True, f"{APT} {package}")
 
 
 def _sta() -> Check:
-    return _tool("sta (OpenSTA)", ["sta", "-version"], r"(\d+\.\d+\.\d+)", "opensta")
+    return _tool("sta (OpenSTA)", "sta", "opensta")
 
 
 def _python_package(dist: str, module: str | None = None, required: bool = True) -> Check:
@@ -80,13 +55,13 @@ def _python_package(dist: str, module: str | None = None, required: bool = True)
 
 def _liberty() -> Check:
     found = [name for name in LIBERTY_FILES if find_liberty(name)]
-    return Check("Liberty cell libraries", "osu018" in found, ", ".join(found) or "none", True,
-                 f"{APT} qflow-tech-osu018", detail=LIBERTY_FILES["osu018"])
+    return Check("Liberty cell libraries", DEFAULT_LIBERTY in found, ", ".join(found) or "none", True,
+                 f"{APT} qflow-tech-{DEFAULT_LIBERTY}", detail=LIBERTY_FILES[DEFAULT_LIBERTY])
 
 
 def _cc() -> Check:
     for cc in ("cc", "gcc", "clang"):
-        version = _run_version([cc, "--version"], r"(\d+\.\d+(?:\.\d+)?)")
+        version = tool_version(cc)
         if version:
             return Check(f"C compiler ({cc})", True, version, False, f"{APT} gcc", detail="for `axhw add design.c`")
     return Check("C compiler", False, "-", False, f"{APT} gcc", detail="only for `axhw add design.c`")
@@ -115,8 +90,10 @@ def _numba_cuda() -> Check:
 
 
 CHECKS: tuple[Callable[[], Check], ...] = (
-    lambda: _tool("iverilog", ["iverilog", "-V"], r"Icarus Verilog version (\S+)", "iverilog"),
-    lambda: _tool("yosys", ["yosys", "-V"], r"Yosys (\S+)", "yosys"),
+    lambda: _tool("iverilog", "iverilog", "iverilog"),
+    lambda: _tool("yosys", "yosys", "yosys"),
+    # yosys runs ABC as a separate program for technology mapping; without it `characterize --hw` fails.
+    lambda: _tool("yosys-abc", "yosys-abc", "berkeley-abc yosys"),
     _sta,
     _liberty,
     _cc,
@@ -149,7 +126,4 @@ def format_table(checks: list[Check]) -> str:
         status = "OK" if c.ok else ("MISSING" if c.required else "absent (optional)")
         note = c.detail if c.ok else " ".join(x for x in (c.fix, c.detail) if x)
         rows.append((c.name, status, c.version, note))
-    widths = [max(len(r[i]) for r in rows) for i in range(3)]
-    lines = ["  ".join(r[i].ljust(widths[i]) for i in range(3)) + "  " + r[3] for r in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths) + "  " + "-" * 20)
-    return "\n".join(line.rstrip() for line in lines)
+    return text_table(rows, left=4)

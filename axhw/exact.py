@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["OPERAND_BITS", "operand_values", "exact_product", "exact_lut"]
+__all__ = ["EXACT", "OPERAND_BITS", "operand_values", "exact_product", "exact_lut"]
+
+#: Name of the exact multiplier: configs, search candidates and the database use it, and
+#: the emulator computes its table instead of loading one.
+EXACT = "exact"
 
 #: Operand width (bits) of every multiplier axhw characterizes.
 OPERAND_BITS = 8

@@ -1,9 +1,17 @@
 """Where axhw finds its data: the RTL library, the multiplier database, caches.
 
-In a source checkout (editable install) these are the repository's ``rtl/`` and
-``multipliers_db/`` folders; in an installed wheel they are the package data
-``axhw/rtl`` and ``axhw/multipliers_db``.  ``AXHW_DB`` and ``AXHW_CACHE`` override
-the database and cache locations.
+In a source checkout (editable install) the bundled data are the repository's
+``rtl/`` and ``multipliers_db/`` folders; in an installed wheel they are the package
+data ``axhw/rtl`` and ``axhw/multipliers_db``.
+
+The database has two layers, searched in this order (:func:`db_layers`):
+
+1. the user database (:func:`user_db_dir`): ``platformdirs.user_data_dir("axhw")/multipliers_db``,
+   where ``axhw add`` writes;
+2. the bundled database (:func:`bundled_db_dir`), read-only.
+
+``AXHW_DB`` overrides both: the database is that one folder (bundled entries are
+not added), as every test and benchmark uses it.  ``AXHW_CACHE`` moves the cache.
 """
 
 from __future__ import annotations
@@ -11,7 +19,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["rtl_dir", "db_dir", "cache_dir", "repo_root"]
+__all__ = ["rtl_dir", "db_dir", "db_layers", "bundled_db_dir", "user_db_dir", "cache_dir", "repo_root"]
 
 
 def _package_dir(subpackage: str) -> Path:
@@ -32,10 +40,33 @@ def rtl_dir() -> Path:
     return _package_dir("rtl")
 
 
-def db_dir() -> Path:
-    """Folder of the multiplier database (``multipliers_db/``), or ``$AXHW_DB``."""
+def bundled_db_dir() -> Path:
+    """The database shipped with axhw (``multipliers_db/``); read-only except in a source checkout."""
+    return _package_dir("multipliers_db")
+
+
+def user_db_dir() -> Path:
+    """The writable database: ``$AXHW_DB``, else ``multipliers_db`` in the user data folder."""
     env = os.environ.get("AXHW_DB")
-    return Path(env).expanduser().resolve() if env else _package_dir("multipliers_db")
+    if env:
+        return Path(env).expanduser().resolve()
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("axhw", appauthor=False)) / "multipliers_db"
+
+
+def db_layers() -> list[Path]:
+    """Database folders in search order: the user database, then the bundled one (only the first with ``AXHW_DB``)."""
+    user = user_db_dir()
+    if os.environ.get("AXHW_DB"):
+        return [user]
+    bundled = bundled_db_dir()
+    return [user] if user == bundled else [user, bundled]
+
+
+def db_dir() -> Path:
+    """The database new entries go to by default (:func:`user_db_dir`; see :func:`db_layers` for reading)."""
+    return user_db_dir()
 
 
 def cache_dir() -> Path:

@@ -1,11 +1,13 @@
 """``axhw remove NAME``: take one entry out of the multiplier database, whole or not at all.
 
-The entry folder is first renamed to a hidden sibling in the same folder (one atomic
-``rename``), so a reader sees the complete entry or none, never a half-deleted one; the
-renamed folder is then deleted.  A hidden ``.NAME.removed-*`` left by an interrupted
-removal is swept by the next removal.  Bundled designs (``rtl/library.json``) are
-refused unless ``force``: ``axhw rebuild`` would bring them back, and the demo and
-tests rely on them.
+Under the database's write lock (:func:`axhw.entries.write_lock`), the entry folder is
+renamed aside in one atomic ``rename`` to a ``.tmp-`` name, so a reader sees the complete
+entry or none, and then deleted; a ``.tmp-`` folder left by a removal that was killed
+is swept the next time anyone takes the lock.  Only the first layer holding the name
+is touched: removing a user entry that shadows a bundled design makes the bundled one
+visible again.  Bundled designs (``rtl/library.json``) in the bundled layer are refused
+unless ``force`` (``axhw rebuild`` would bring them back, and the demo relies on them),
+and so is an installed, read-only bundled layer.
 """
 
 from __future__ import annotations
@@ -14,35 +16,36 @@ import os
 import shutil
 from pathlib import Path
 
+from .entries import write_lock
 from .errors import DatabaseError
-from .paths import db_dir
+from .paths import bundled_db_dir
 
 __all__ = ["remove"]
 
 
 def remove(name: str, *, force: bool = False) -> Path:
-    """Remove database entry ``name`` and return the folder it occupied.
+    """Remove database entry ``name`` from the first layer that has it; return the folder it occupied.
 
     Args:
         name: the entry (see ``axhw list``).
-        force: also remove a bundled design's entry.
+        force: also remove a bundled design's entry from the bundled layer.
 
     Raises:
-        DatabaseError: no such entry, or a bundled design without ``force``.
+        ConfigError: ``name`` is not a valid entry name.
+        DatabaseError: no such entry; a bundled design without ``force``; a read-only layer.
     """
     from . import library
 
-    library._check_name(name)
-    root = db_dir()
-    folder = root / name
-    if not folder.is_dir():
-        raise DatabaseError(library._unknown_message(name))
-    if not force and name in library._manifest_by_name():
+    folder = library.entry_dir(name)
+    bundled_layer = folder.parent.resolve() == bundled_db_dir().resolve()
+    if bundled_layer and not library._layer_writable(folder.parent):
+        raise DatabaseError(f"{name!r} is bundled with the installed axhw ({folder.parent}) and cannot be removed; "
+                            "a user entry of the same name would shadow it (`axhw add ... --name NAME`)")
+    if bundled_layer and not force and name in library._manifest_by_name():
         raise DatabaseError(f"{name!r} is a bundled design (rtl/library.json): `axhw rebuild` would characterize it "
-                            f"again; pass --force to remove it anyway")
-    for stale in root.glob(f".{name}.removed-*"):
-        shutil.rmtree(stale, ignore_errors=True)
-    aside = root / f".{name}.removed-{os.getpid()}"
-    os.rename(folder, aside)
-    shutil.rmtree(aside, ignore_errors=True)
+                            "again; pass --force to remove it anyway")
+    with write_lock(folder.parent) as root:
+        aside = root / f".tmp-removed-{name}-{os.getpid()}"
+        os.rename(root / name, aside)
+        shutil.rmtree(aside, ignore_errors=True)
     return folder

@@ -9,6 +9,11 @@ to make it the time of one core).  The ``backend`` column is what
 ``backend="auto"`` picked for the multiplier (the exact low-rank GEMM path for
 low-rank tables, else the LUT kernel of the device).
 
+``--profile`` adds, per multiplier, the operator counts of one emulated forward pass
+(torch.profiler): ``aten::to`` and ``aten::copy_`` calls (dtype and device round trips),
+``aten::_local_scalar_dense`` (host synchronisations such as ``.item()``), and on a GPU
+the number of kernel launches and the share of GPU time spent in the LUT kernel.
+
     python benchmarks/emulate.py                                   # DeiT-tiny, batch 8, CPU
     python benchmarks/emulate.py --multipliers exact,drum_k4 --device cuda --batch 64
 """
@@ -39,7 +44,33 @@ def _timed(model: torch.nn.Module, x: torch.Tensor) -> tuple[float, float]:
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def run(model_name: str, multipliers: list[str], batch: int, repeats: int, device: str) -> list[dict[str, object]]:
+def profile_counts(model: torch.nn.Module, x: torch.Tensor) -> dict[str, float]:
+    """Operator counts of one forward pass: dtype/device copies, host syncs, GPU launches and LUT-kernel share."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if x.is_cuda else [])
+    with torch.no_grad(), profile(activities=activities) as prof:
+        model(x)
+        if x.is_cuda:
+            torch.cuda.synchronize()
+    events = prof.key_averages()
+    calls = {e.key: e.count for e in events}
+    counts: dict[str, float] = {
+        "aten::to": calls.get("aten::to", 0),
+        "aten::copy_": calls.get("aten::copy_", 0),
+        "host_syncs": calls.get("aten::_local_scalar_dense", 0),
+    }
+    if x.is_cuda:
+        kernels = [e for e in prof.events() if e.device_type.name == "CUDA"]
+        total = sum(e.device_time for e in kernels) or float("nan")
+        counts["gpu_kernels"] = len(kernels)
+        counts["lut_kernel_share"] = sum(e.device_time for e in kernels if "lut_bmm_kernel" in e.name) / total
+        counts["cpu_ms"] = sum(e.self_cpu_time_total for e in events) / 1e3
+        counts["gpu_ms"] = total / 1e3
+    return counts
+
+
+def run(model_name: str, multipliers: list[str], batch: int, repeats: int, device: str, profile: bool = False) -> list[dict[str, object]]:
     """One row per multiplier: images/s emulated and fp32, measured alternately."""
     torch.manual_seed(0)
     model = timm.create_model(model_name, pretrained=False).eval().to(device)
@@ -61,6 +92,8 @@ def run(model_name: str, multipliers: list[str], batch: int, repeats: int, devic
             row[f"{clock}_fp32_img_s"] = batch / t_fp32
             row[f"{clock}_emulated_img_s"] = batch / t_emu
             row[f"{clock}_slowdown"] = t_emu / t_fp32
+        if profile:
+            row["profile"] = profile_counts(ax, x)
         rows.append(row)
     return rows
 
@@ -73,13 +106,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch and numba CPU threads (default: all)")
+    parser.add_argument("--profile", action="store_true", help="also count copies, host syncs and GPU launches of one forward")
     args = parser.parse_args()
     if args.threads:
         import numba
 
         torch.set_num_threads(args.threads)
         numba.set_num_threads(args.threads)
-    rows = run(args.model, args.multipliers.split(","), args.batch, args.repeats, args.device)
+    rows = run(args.model, args.multipliers.split(","), args.batch, args.repeats, args.device, args.profile)
     device = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"cpu, {torch.get_num_threads()} threads"
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"{args.model}, batch {args.batch}, {device}, median of {args.repeats}, load average {load:.1f}")
@@ -90,6 +124,9 @@ def main() -> None:
             f"| {r['multiplier']} | {r['backend']} | {r['wall_fp32_img_s']:.1f} | {r['wall_emulated_img_s']:.1f} | {r['wall_slowdown']:.1f}x "
             f"| {r['cpu_fp32_img_s']:.1f} | {r['cpu_emulated_img_s']:.1f} | {r['cpu_slowdown']:.1f}x |"
         )
+    for r in rows:
+        if "profile" in r:
+            print(f"profile of one {r['multiplier']} forward: " + ", ".join(f"{k} {v:.3g}" for k, v in r["profile"].items()))
 
 
 if __name__ == "__main__":

@@ -2,9 +2,9 @@
 
 Typical use::
 
-    from axhw.emulator import approximate, evaluate, layers
+    from axhw.emulator import approximate, evaluate, list_ops
 
-    ops = layers(model)                                   # [OpInfo(name, kind, macs_per_image)]
+    ops = list_ops(model)                                 # [OpInfo(name, kind, macs_per_image)]
     ax = approximate(model, {"*": "exact", "blocks.3.*": "drum_k4"}, calib_loader, num_batches=4)
     top1 = evaluate(ax, test_loader)
 """
@@ -18,10 +18,12 @@ from .convert import (
     compare_accuracy,
     convert,
     evaluate,
-    layers,
+    list_ops,
+    load_config,
     model_input_size,
     prepare,
     resolve_config,
+    resolve_device,
     set_backend,
     set_grad_mode,
     set_multipliers,
@@ -88,7 +90,8 @@ __all__ = [
     "evaluate",
     "exact_lut",
     "fake_quantize",
-    "layers",
+    "list_ops",
+    "load_config",
     "load_lut",
     "model_fingerprint",
     "model_input_size",
@@ -96,6 +99,7 @@ __all__ = [
     "quantize",
     "quantized_matmul",
     "resolve_config",
+    "resolve_device",
     "retrain",
     "retrain_config",
     "set_backend",

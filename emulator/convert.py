@@ -35,11 +35,13 @@ from __future__ import annotations
 import copy
 import difflib
 import fnmatch
+import json
+import os
 import re
 import warnings
-from dataclasses import dataclass
 from itertools import islice
-from typing import Any, Final, Iterable, Literal, Mapping
+from pathlib import Path
+from typing import Any, Final, Iterable, Mapping
 
 import numpy as np
 import torch
@@ -47,6 +49,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from axhw.errors import ConfigError, DataError
+from axhw.records import OpInfo
 
 from . import kernels
 from .functional import FAKE_QUANT, GRAD_MODES
@@ -66,9 +69,11 @@ from .quantization import quantize
 __all__ = [
     "OpInfo",
     "DEFAULT_EXCLUDE",
-    "layers",
+    "list_ops",
     "model_input_size",
+    "load_config",
     "resolve_config",
+    "resolve_device",
     "prepare",
     "calibrate",
     "convert",
@@ -79,28 +84,13 @@ __all__ = [
     "evaluate",
     "collect_operands",
     "compare_accuracy",
+    "device_of",
 ]
 
 #: Op-name globs left in float unless the caller says otherwise.
 DEFAULT_EXCLUDE: Final[tuple[str, ...]] = ("head",)
 _WILDCARDS = re.compile(r"\[[^\]]*\]|[*?]")
 Config = Mapping[str, str] | str
-
-
-@dataclass(frozen=True)
-class OpInfo:
-    """One approximable multiplication site of a model.
-
-    Attributes:
-        name: op name used by configs (module path; ``<attention>.qk`` / ``.av`` for
-            the attention products).
-        kind: ``"linear"``, ``"conv"``, ``"qk"`` (``Q·Kᵀ``) or ``"av"`` (``A·V``).
-        macs_per_image: multiply-accumulates of this op for one input image.
-    """
-
-    name: str
-    kind: Literal["linear", "conv", "qk", "av"]
-    macs_per_image: int
 
 
 # ---------------------------------------------------------------------------- discovery
@@ -159,10 +149,10 @@ def model_input_size(model: nn.Module) -> tuple[int, int, int]:
 
 
 def _example_input(model: nn.Module, input_size: tuple[int, int, int] | None) -> torch.Tensor:
-    return torch.zeros(1, *(input_size or model_input_size(model)), device=_device_of(model))
+    return torch.zeros(1, *(input_size or model_input_size(model)), device=device_of(model))
 
 
-def layers(model: nn.Module, input_size: tuple[int, int, int] | None = None) -> list[OpInfo]:
+def list_ops(model: nn.Module, input_size: tuple[int, int, int] | None = None) -> list[OpInfo]:
     """Every approximable op of ``model`` with its multiply-accumulates per image.
 
     Approximable: ``nn.Linear``, ``nn.Conv2d`` (zero padding), and the two products of
@@ -233,6 +223,30 @@ def _check_multiplier(name: str) -> None:
         _cached_lut(name)  # DatabaseError lists the known names; ConfigError for non-8-bit
 
 
+def load_config(path: str | os.PathLike) -> dict[str, str]:
+    """Read a layer config file: a JSON object mapping layer-name globs to multiplier names.
+
+    The file ``axhw emulate --config`` and ``axhw retrain --config`` take; the result
+    goes to :func:`resolve_config` / :func:`approximate` as it is.
+
+    Raises:
+        ConfigError: the file is missing or unreadable, is not JSON, or is not an object
+            of strings (glob -> ``"exact"``, ``"fp32"`` or a multiplier name).
+    """
+    path = Path(path)
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file {str(path)!r} does not exist") from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {str(path)!r}: {exc.strerror or exc}") from exc
+    except ValueError as exc:  # JSONDecodeError (says line and column) or UnicodeDecodeError
+        raise ConfigError(f"config file {str(path)!r} is not valid JSON: {exc}") from exc
+    if not isinstance(config, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in config.items()):
+        raise ConfigError(f"config file {str(path)!r} must hold a JSON object of layer glob -> multiplier name")
+    return config
+
+
 def resolve_config(model: nn.Module, config: Config, exclude: Iterable[str] = DEFAULT_EXCLUDE) -> dict[str, str]:
     """The explicit per-op table a config assigns, over every approximable op of ``model``.
 
@@ -281,7 +295,7 @@ def resolve_config(model: nn.Module, config: Config, exclude: Iterable[str] = DE
             )
         close = difflib.get_close_matches(pattern, ops, n=5, cutoff=0.5)
         hint = f"; close names: {', '.join(close)}" if close else f"; layers look like {', '.join(ops[:3])}, ..."
-        raise ConfigError(f"config pattern {pattern!r} matches no approximable layer{hint} (list them with axhw.emulator.layers(model))")
+        raise ConfigError(f"config pattern {pattern!r} matches no approximable layer{hint} (list them with axhw.emulator.list_ops(model))")
     table: dict[str, str] = {}
     for op in ops:
         if op not in allowed:
@@ -341,6 +355,29 @@ def _swap(module: nn.Module, prefix: str, table: Mapping[str, str], options: dic
             setattr(module, name, new)
 
 
+def resolve_device(device: str | torch.device | None) -> torch.device | None:
+    """``device`` as a ``torch.device`` (``None`` stays ``None``: wherever the model is).
+
+    Raises:
+        ConfigError: not a device name, or a CUDA device this machine does not have.
+    """
+    if device is None:
+        return None
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ConfigError(f"device {device!r} is not a device name; use 'cpu', 'cuda' or 'cuda:N'") from exc
+    if resolved.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ConfigError(f"device {str(device)!r}: no usable CUDA GPU here; use device='cpu'")
+        if resolved.index is not None and resolved.index >= count:
+            raise ConfigError(f"device {str(device)!r}: this machine has {count} CUDA GPU(s) (cuda:0..cuda:{count - 1})")
+    elif resolved.type != "cpu":
+        raise ConfigError(f"device {str(device)!r}: the emulator runs on 'cpu' or 'cuda'")
+    return resolved
+
+
 def prepare(
     model: nn.Module,
     config: Config,
@@ -350,6 +387,7 @@ def prepare(
     inplace: bool = False,
     exclude: Iterable[str] = DEFAULT_EXCLUDE,
     per_channel: bool = True,
+    device: str | torch.device | None = None,
 ) -> nn.Module:
     """Swap configured ops for approximate ones, in calibrating mode.
 
@@ -363,21 +401,27 @@ def prepare(
         inplace: modify ``model`` instead of a deep copy.
         exclude: op-name globs left in float (default: the classifier head).
         per_channel: per-output-channel weight scales (else per tensor).
+        device: where the approximate model lives and runs (``"cpu"``, ``"cuda"``,
+            ``"cuda:N"``; ``None``: where ``model`` is).  The copy is moved, never the
+            caller's model (with ``inplace=True`` the model itself is moved).
 
     Returns:
         The prepared model, with ``axhw_config_`` set.
 
     Raises:
-        ConfigError, DatabaseError: see :func:`resolve_config`; an unknown backend.
+        ConfigError, DatabaseError: see :func:`resolve_config`; an unknown backend or device.
     """
     if _ax_ops(model):
         raise ConfigError("the model is already approximated; start from the float model, or use set_multipliers()")
+    target = resolve_device(device)
     table = resolve_config(model, config, exclude)
     _check_backend(backend, table.values())
     if all(m == FP32 for m in table.values()):
         warnings.warn("the config leaves every approximable layer in fp32; nothing will be emulated", stacklevel=2)
     if not inplace:
         model = copy.deepcopy(model)
+    if target is not None:
+        model.to(target)
     options = {"calibrator": calibrator, "backend": backend, "per_channel": per_channel}
     _swap(model, "", table, options)
     for name, op in _ax_ops(model):
@@ -395,7 +439,8 @@ def _images(batch: Any) -> torch.Tensor:
     return batch[0] if isinstance(batch, (tuple, list)) else batch
 
 
-def _device_of(model: nn.Module) -> torch.device:
+def device_of(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter (CPU for a model without parameters)."""
     param = next(iter(model.parameters()), None)
     return param.device if param is not None else torch.device("cpu")
 
@@ -416,7 +461,7 @@ def calibrate(model: nn.Module, data: Any, *, num_batches: int | None = None, pr
     Raises:
         DataError: no batch was given, or a layer met NaN/Inf (the message names it).
     """
-    device = _device_of(model)
+    device = device_of(model)
     batches = _batches(data)
     total = num_batches if num_batches is not None else (len(batches) if hasattr(batches, "__len__") else None)
     was_training = model.training
@@ -471,17 +516,20 @@ def approximate(
     per_channel: bool = True,
     num_batches: int | None = None,
     progress: bool = True,
+    device: str | torch.device | None = None,
 ) -> nn.Module:
     """Quantize ``model`` to int8 and route its products through the configured multipliers.
 
-    ``prepare`` + ``calibrate`` + ``convert``; see those for the arguments.
+    ``prepare`` + ``calibrate`` + ``convert``; see those for the arguments.  With
+    ``device="cuda"`` the approximate copy is built, calibrated and run on the GPU
+    (calibration batches are moved there); ``model`` itself is not moved or changed.
 
     Example::
 
         ax = approximate(model, {"*": "exact", "blocks.1*": "drum_k4"}, calib_loader, num_batches=4)
         ax.axhw_config_["blocks.1.attn.qk"]   # 'drum_k4'
     """
-    model = prepare(model, config, calibrator=calibrator, backend=backend, inplace=inplace, exclude=exclude, per_channel=per_channel)
+    model = prepare(model, config, calibrator=calibrator, backend=backend, inplace=inplace, exclude=exclude, per_channel=per_channel, device=device)
     calibrate(model, calibration_data, num_batches=num_batches, progress=progress)
     return convert(model, inplace=True)
 
@@ -551,7 +599,7 @@ def evaluate(model: nn.Module, loader: Iterable[Any], device: str | torch.device
     """
     if device is not None:
         model.to(device)
-    device = _device_of(model)
+    device = device_of(model)
     was_training = model.training
     correct = total = 0
     model.eval()
@@ -570,25 +618,42 @@ def evaluate(model: nn.Module, loader: Iterable[Any], device: str | torch.device
     return correct / total
 
 
-def collect_operands(model: nn.Module, loader: Iterable[Any], max_pairs_per_op: int = 4096, seed: int = 0) -> dict[str, np.ndarray]:
-    """Sample the int8 operand pairs each approximated op really multiplies.
+#: Weight positions (processing elements) sampled per op by :func:`collect_operands`.
+STREAM_PES = 8
 
-    For every batch and op, ``max_pairs_per_op`` products ``(a_q[m, k], b_q[k, n])``
-    are drawn uniformly (with replacement) over all ``(batch, m, k, n)``; at the end
-    ``max_pairs_per_op`` of those are kept per op, uniformly without replacement.
+
+def collect_operands(model: nn.Module, loader: Iterable[Any], max_pairs_per_op: int = 2048, seed: int = 0,
+                     pes: int = STREAM_PES) -> dict[str, np.ndarray]:
+    """Sample, per approximated op, the int8 operand stream one multiplier sees, in datapath order.
+
+    Dataflow: weight-stationary.  Each product ``A @ B`` (``A``: activations,
+    (batch, M, K); ``B``: weights or the second attention operand, (K, N) or
+    (batch, K, N)) runs on multipliers that each hold one ``B[k, n]`` while the
+    activations ``A[i, 0..M-1, k]`` stream past it, batch after batch (for Q·Kᵀ and
+    A·V the held operand is reloaded per batch-head).  ``pes`` such (k, n)
+    positions are drawn per op (seeded); each contributes the first
+    ``max_pairs_per_op / pes`` pairs of its stream, consecutive as the hardware
+    sees them, and the streams follow one another.  Order matters: switching
+    activity, hence power, comes from consecutive pairs (:func:`axhw.hw.workload_cost`).
 
     Args:
         model: an approximated model (ops in ``"fp32"`` are skipped).
-        loader: iterable of batches (``images`` or ``(images, labels)``).
-        max_pairs_per_op: pairs returned per op.
-        seed: seed of the sampling; the same seed and data give the same pairs.
+        loader: iterable of batches (``images`` or ``(images, labels)``); iteration
+            stops once every op has its pairs.
+        max_pairs_per_op: pairs returned per op (a few thousand keep costing cheap).
+        seed: seed of the (k, n) positions; the same seed and data give the same pairs.
+        pes: multiplier positions sampled per op.
 
     Returns:
-        ``{op_name: int8 array (N, 2)}`` of ``(a, b)`` = (activation, weight or second
-        operand) codes, ``N <= max_pairs_per_op``.
+        ``{op_name: int8 array (N, 2)}`` of ``(a, b)`` = (activation, held operand)
+        codes in stream order, ``N <= max_pairs_per_op``.
     """
+    if max_pairs_per_op < 2 or pes < 1:
+        raise ConfigError(f"collect_operands needs max_pairs_per_op >= 2 and pes >= 1, got {max_pairs_per_op}, {pes}")
     generator = torch.Generator().manual_seed(seed)
-    samples: dict[str, list[torch.Tensor]] = {}
+    per_pe = max(1, -(-max_pairs_per_op // pes))
+    positions: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+    streams: dict[str, list[list[torch.Tensor]]] = {}
 
     def hook(op: AxOp, a: torch.Tensor, b: torch.Tensor, a_scale: torch.Tensor, b_scale: torch.Tensor, a_range: tuple[int, int], b_range: tuple[int, int]) -> None:
         a_q = quantize(a.detach(), a_scale.to(a.device), *a_range)
@@ -596,16 +661,27 @@ def collect_operands(model: nn.Module, loader: Iterable[Any], max_pairs_per_op: 
         M, K = a_q.shape[-2:]
         N = b_q.shape[-1]
         a_q, b_q = a_q.reshape(-1, M, K).cpu(), b_q.reshape(-1, K, N).cpu()
-        n = max_pairs_per_op
-        i = torch.randint(a_q.shape[0], (n,), generator=generator)
-        m, k, j = (torch.randint(size, (n,), generator=generator) for size in (M, K, N))
-        pairs = torch.stack([a_q[i, m, k], b_q[i if b_q.shape[0] > 1 else torch.zeros_like(i), k, j]], dim=1)
-        samples.setdefault(op.op_name, []).append(pairs)
+        if op.op_name not in positions:
+            positions[op.op_name] = (torch.randint(K, (pes,), generator=generator),
+                                     torch.randint(N, (pes,), generator=generator))
+            streams[op.op_name] = [[] for _ in range(pes)]
+        ks, ns = positions[op.op_name]
+        for p, (k, n) in enumerate(zip(ks.tolist(), ns.tolist())):
+            have = sum(len(c) for c in streams[op.op_name][p])
+            if have >= per_pe:
+                continue
+            acts = a_q[:, :, k]                                          # (batch, M), time order i then m
+            held = b_q[:, k, n].reshape(-1, 1).expand_as(acts)          # one held operand per batch row
+            pairs = torch.stack([acts.reshape(-1), held.reshape(-1)], dim=1)
+            streams[op.op_name][p].append(pairs[: per_pe - have])
+
+    def complete() -> bool:
+        return bool(streams) and all(sum(len(c) for c in pe) >= per_pe for pes_ in streams.values() for pe in pes_)
 
     ops = _ax_ops(model)
     if not ops:
         raise ConfigError("collect_operands needs an approximated model (see approximate())")
-    device = _device_of(model)
+    device = device_of(model)
     was_training = model.training
     model.eval()
     for _, op in ops:
@@ -614,17 +690,16 @@ def collect_operands(model: nn.Module, loader: Iterable[Any], max_pairs_per_op: 
         with torch.no_grad():
             for batch in _batches(loader):
                 model(_images(batch).to(device))
+                if complete():
+                    break
     finally:
         for _, op in ops:
             op.operand_hook = None
         model.train(was_training)
-    rng = np.random.default_rng(seed)
     result: dict[str, np.ndarray] = {}
-    for name, chunks in samples.items():
-        pairs = torch.cat(chunks).numpy().astype(np.int8)
-        if len(pairs) > max_pairs_per_op:
-            pairs = pairs[np.sort(rng.choice(len(pairs), max_pairs_per_op, replace=False))]
-        result[name] = pairs
+    for name, pe_chunks in streams.items():
+        pairs = torch.cat([torch.cat(chunks) for chunks in pe_chunks if chunks])
+        result[name] = pairs[:max_pairs_per_op].numpy().astype(np.int8)
     return result
 
 
@@ -658,11 +733,12 @@ def compare_accuracy(
     Returns:
         ``{"fp32": top1, "int8": top1, "approx": top1}``, each in [0, 1].
     """
+    target = resolve_device(device)
     table = resolve_config(model, config, exclude)
     approximated = {op: m for op, m in table.items() if m != FP32}
     model = copy.deepcopy(model)
-    if device is not None:
-        model.to(device)
+    if target is not None:
+        model.to(target)
     result = {"fp32": evaluate(model, loader, progress=progress)}
     exact = {op: EXACT for op in approximated}
     ax = approximate(model, exact or {}, calibration_data, calibrator=calibrator, backend=backend, inplace=True, exclude=exclude, num_batches=num_batches, progress=progress)

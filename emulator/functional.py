@@ -24,6 +24,15 @@ Backward (``grad_mode``):
   accumulator; they are divided by the operand scales (the STE of ``round``) and
   masked like ``"ste"``.
 
+``b`` may also be given as its int8 codes (already quantized with ``b_scale``, e.g. a
+layer's cached weight codes): it is then not quantized again and gets no gradient.
+
+On the glue around the product: each operand is quantized once (the training path
+takes the STE mask from the same rounded codes), scales are converted only when their
+dtype or device differs, and the int32 accumulator is scaled in one multiply (int32 x
+float promotes exactly as ``acc.to(float)`` would); nothing reads a value back to the
+host.
+
 Scales receive no gradient.  ``backend="fakequant"`` is the float reference the
 emulator is tested against: ``fake_quantize(a) @ fake_quantize(b)`` as a float
 matmul, meaningful only for the exact multiplier.  Float64 operands are emulated in
@@ -60,20 +69,22 @@ def _sum_to(grad: torch.Tensor, shape: torch.Size) -> torch.Tensor:
     return grad.sum(dim=dims, keepdim=True) if dims else grad
 
 
-def _in_range(x: torch.Tensor, scale: torch.Tensor, qrange: QuantRange) -> torch.Tensor:
-    """Mask of elements that quantization does not clip (where the STE passes gradient)."""
-    codes = torch.round(x / scale)
-    return (codes >= qrange[0]) & (codes <= qrange[1])
+def _quantize_masked(x: torch.Tensor, scale: torch.Tensor, qrange: QuantRange) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(quantize(x, scale), mask)`` from one rounding: the codes and where quantization does not clip (the STE passes)."""
+    codes = (x / scale).round_()
+    mask = (codes >= qrange[0]) & (codes <= qrange[1])
+    return codes.clamp_(*qrange).to(torch.int8), mask
 
 
-def _lut_forward(
-    a: torch.Tensor, b: torch.Tensor, a_scale: torch.Tensor, b_scale: torch.Tensor, table: Any, backend: str, a_range: QuantRange, b_range: QuantRange
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(y, a_q, b_q)``: the quantized product in real units and the int8 codes."""
-    a_q = quantize(a, a_scale, *a_range)
-    b_q = quantize(b, b_scale, *b_range)
+def _codes(x: torch.Tensor, scale: torch.Tensor, qrange: QuantRange) -> torch.Tensor:
+    """int8 codes of ``x``: quantized, or ``x`` itself when it already holds codes."""
+    return x if x.dtype == torch.int8 else quantize(x, scale, *qrange)
+
+
+def _lut_forward(a_q: torch.Tensor, b_q: torch.Tensor, scale: torch.Tensor, table: Any, backend: str) -> torch.Tensor:
+    """The quantized product in real units: ``lut_matmul(a_q, b_q) * (a_scale * b_scale)``."""
     acc = kernels.lut_matmul(a_q, b_q, table, backend=backend)  # int32
-    return acc.to(a_scale.dtype) * (a_scale * b_scale), a_q, b_q
+    return torch.mul(acc, scale)  # int32 x float promotes like acc.to(float): same bits, one kernel
 
 
 class LutMatmulFunction(torch.autograd.Function):
@@ -93,8 +104,10 @@ class LutMatmulFunction(torch.autograd.Function):
         a_range: QuantRange,
         b_range: QuantRange,
     ) -> torch.Tensor:
-        out, a_q, b_q = _lut_forward(a, b, a_scale, b_scale, table, backend, a_range, b_range)
-        ctx.save_for_backward(a_q, b_q, a_scale, b_scale, _in_range(a, a_scale, a_range), _in_range(b, b_scale, b_range))
+        a_q, a_mask = _quantize_masked(a, a_scale, a_range)
+        b_q, b_mask = (b, None) if b.dtype == torch.int8 else _quantize_masked(b, b_scale, b_range)
+        out = _lut_forward(a_q, b_q, a_scale * b_scale, table, backend)
+        ctx.save_for_backward(a_q, b_q, a_scale, b_scale, a_mask, b_mask)
         ctx.grad_mode = grad_mode
         ctx.grad_tables = grad_tables
         ctx.shapes = (a.shape, b.shape)
@@ -115,7 +128,7 @@ class LutMatmulFunction(torch.autograd.Function):
             grad_a = _sum_to(g @ dequantize(b_q, b_scale).transpose(-2, -1), a_shape) if ctx.needs_input_grad[0] else None
             grad_b = _sum_to(dequantize(a_q, a_scale).transpose(-2, -1) @ g, b_shape) if ctx.needs_input_grad[1] else None
         grad_a = grad_a * a_mask if grad_a is not None else None
-        grad_b = grad_b * b_mask if grad_b is not None else None
+        grad_b = grad_b * b_mask if grad_b is not None and b_mask is not None else None
         return grad_a, grad_b, None, None, None, None, None, None, None, None
 
 
@@ -137,6 +150,8 @@ def quantized_matmul(
     Args:
         a: ``(..., M, K)`` float activations.
         b: ``(..., K, N)`` float second operand; leading dims equal to ``a``'s (or absent).
+            An int8 ``b`` is taken as codes already quantized with ``b_scale`` and
+            ``b_range`` (no gradient flows to it).
         a_scale: 0-d float32 scale of ``a`` (real units per code).
         b_scale: scale of ``b``: 0-d, or broadcastable to the output, e.g. ``(N,)`` per column.
         table: a :class:`~axhw.emulator.kernels.LutTable` from ``kernels.prepare_table``;
@@ -155,12 +170,14 @@ def quantized_matmul(
     if grad_mode not in GRAD_MODES:
         raise ValueError(f"grad_mode must be one of {GRAD_MODES}, got {grad_mode!r}")
     dtype = torch.float64 if a.dtype == torch.float64 else torch.float32
-    a_scale = a_scale.to(device=a.device, dtype=dtype)
-    b_scale = b_scale.to(device=a.device, dtype=dtype)
+    if a_scale.dtype != dtype or a_scale.device != a.device:
+        a_scale = a_scale.to(device=a.device, dtype=dtype)
+    if b_scale.dtype != dtype or b_scale.device != a.device:
+        b_scale = b_scale.to(device=a.device, dtype=dtype)
     if backend == FAKE_QUANT:
         a_fq = dequantize(quantize(a, a_scale, *a_range), a_scale)
-        b_fq = dequantize(quantize(b, b_scale, *b_range), b_scale)
+        b_fq = dequantize(_codes(b, b_scale, b_range), b_scale)
         return a_fq.to(dtype) @ b_fq.to(dtype)
     if torch.is_grad_enabled() and (a.requires_grad or b.requires_grad):
         return LutMatmulFunction.apply(a, b, a_scale, b_scale, table, backend, grad_mode, grad_tables, a_range, b_range)
-    return _lut_forward(a, b, a_scale, b_scale, table, backend, a_range, b_range)[0]
+    return _lut_forward(quantize(a, a_scale, *a_range), _codes(b, b_scale, b_range), a_scale * b_scale, table, backend)

@@ -41,7 +41,9 @@ from timm.models.gcvit import WindowAttentionGlobal
 from timm.models.swin_transformer import WindowAttention
 from torch import nn
 
+from axhw import exact
 from axhw.errors import ConfigError, DataError
+from axhw.exact import EXACT
 
 from . import kernels
 from .functional import FAKE_QUANT, GRAD_MODES, quantized_matmul
@@ -51,6 +53,7 @@ from .quantization import (
     SOFTMAX_SCALE,
     Calibrator,
     make_calibrator,
+    quantize,
     weight_scale,
 )
 
@@ -71,8 +74,6 @@ __all__ = [
     "ATTENTION_MAPPING",
 ]
 
-#: Multiplier name of the exact int8 product (needs no database).
-EXACT: Final[str] = "exact"
 #: Config value that leaves an op in float32.
 FP32: Final[str] = "fp32"
 
@@ -83,9 +84,12 @@ _UNSIGNED: Final[tuple[int, int]] = (0, QUANT_MAX)
 
 @functools.cache
 def exact_lut() -> np.ndarray:
-    """The exact signed int8 product table: ``lut[a + 128, b + 128] = a · b`` (int32, 256×256)."""
-    values = np.arange(-128, 128, dtype=np.int32)
-    lut = np.outer(values, values).astype(np.int32)
+    """The exact signed table of :func:`axhw.exact.exact_lut` (``lut[a + 128, b + 128] = a · b``), read-only.
+
+    Cached because every exact layer shares it; read-only so that no caller can
+    change the table the others see.
+    """
+    lut = exact.exact_lut(signed=True)
     lut.setflags(write=False)
     return lut
 
@@ -105,10 +109,7 @@ def load_lut(name: str) -> np.ndarray:
         return exact_lut()
     if name == FP32:
         raise ConfigError("'fp32' leaves a layer in float; it has no product table")
-    try:
-        from axhw import library
-    except ImportError as exc:  # pragma: no cover - only before the library lands
-        raise ConfigError(f"unknown multiplier {name!r}: the multiplier database is not available; only 'exact' works") from exc
+    from axhw import library
     multiplier = library.load(name)
     ports = getattr(multiplier, "ports", None)
     widths = (getattr(ports, "a_width", 8), getattr(ports, "b_width", 8))
@@ -194,14 +195,19 @@ class AxOp(nn.Module):
         b_scale: torch.Tensor,
         a_range: tuple[int, int] = _SIGNED,
         b_range: tuple[int, int] = _SIGNED,
+        b_codes: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """``a @ b`` through the multiplier: the one product every approximate layer uses."""
+        """``a @ b`` through the multiplier: the one product every approximate layer uses.
+
+        ``b_codes``: int8 codes of ``b`` already quantized with ``b_scale`` (cached weight
+        codes), used instead of quantizing ``b`` again; hooks still see the float ``b``.
+        """
         if self.operand_hook is not None:
             self.operand_hook(self, a, b, a_scale, b_scale, a_range, b_range)
         table = None if self.backend == FAKE_QUANT else self.table
         return quantized_matmul(
             a,
-            b,
+            b if b_codes is None else b_codes,
             a_scale,
             b_scale,
             table,
@@ -258,6 +264,44 @@ class _WeightedAxOp(AxOp):
         self.per_channel = per_channel
         self.input_observer = make_calibrator(calibrator)
         self.register_buffer("input_scale", torch.tensor(1.0, device=device))
+        self._weight_key: tuple[Any, ...] | None = None
+        self._weight_cache: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def _gemm_weight(self, weight: torch.Tensor, w_scale: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # pragma: no cover - abstract
+        """The weight as the GEMM's ``b`` operand and its scale broadcast to the output."""
+        raise NotImplementedError
+
+    def _weight_operand(self, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """``(b, b_scale, b_codes)``: the float weight operand, its scale, and its int8 codes.
+
+        The scale (``max|w| / 127``) and the codes depend only on the weight, so they are
+        computed once and kept (on the weight's device) until the weight changes: the key
+        is its version counter (bumped by every in-place update: optimizer steps,
+        ``load_state_dict``), storage, device and dtype.  While the weight takes gradients
+        ``b_codes`` is ``None`` and the product quantizes ``b`` itself (the STE needs it).
+        Writes through ``weight.data`` bypass the version counter (as they bypass autograd);
+        after such a write, reset ``_weight_key`` to ``None``.
+        """
+        weight = self.weight
+        cacheable = not (torch.is_grad_enabled() and weight.requires_grad) and not weight.is_inference()
+        key = (weight._version, weight.data_ptr(), weight.device, weight.dtype, dtype, self.per_channel) if cacheable else None
+        if key is not None and key == self._weight_key and self._weight_cache is not None:
+            scale, codes = self._weight_cache
+            return self._gemm_weight(weight, scale)[0], scale, codes
+        w_scale = weight_scale(weight, self.per_channel).to(dtype)
+        b, b_scale = self._gemm_weight(weight, w_scale)
+        if key is None:
+            return b, b_scale, None
+        with torch.inference_mode(False), torch.no_grad():  # plain tensors, usable by a later backward
+            codes = quantize(b.detach(), b_scale).contiguous()
+        self._weight_key, self._weight_cache = key, (b_scale, codes)
+        return b, b_scale, codes
+
+    def _add_bias(self, y: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        """``y + bias``, in place when no gradient is recorded (``y`` is a fresh product)."""
+        if bias is None:
+            return y
+        return y + bias if y.requires_grad or bias.requires_grad and torch.is_grad_enabled() else y.add_(bias)
 
     def freeze(self) -> list[str]:
         missing: list[str] = []
@@ -309,14 +353,17 @@ class AxLinear(_WeightedAxOp, nn.Linear):
         new = cls(mod.in_features, mod.out_features, bias=mod.bias is not None, multiplier=multiplier, device=mod.weight.device, **kwargs)
         return new._adopt(mod)
 
+    def _gemm_weight(self, weight: torch.Tensor, w_scale: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return weight.t(), w_scale  # (in, out); per-channel scales are per column
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.calibrating:
             self._observe(self.input_observer, x, "input")
             return F.linear(x, self.weight, self.bias)
-        w_scale = weight_scale(self.weight, self.per_channel)
-        y = self._matmul(x.reshape(-1, self.in_features), self.weight.t(), self.input_scale, w_scale)
-        y = y.reshape(*x.shape[:-1], self.out_features).to(x.dtype)
-        return y if self.bias is None else y + self.bias
+        b, b_scale, b_codes = self._weight_operand(torch.float64 if x.dtype == torch.float64 else torch.float32)
+        y = self._matmul(x.reshape(-1, self.in_features), b, self.input_scale, b_scale, b_codes=b_codes)
+        y = y.reshape(*x.shape[:-1], self.out_features)
+        return self._add_bias(y if y.dtype == x.dtype else y.to(x.dtype), self.bias)
 
 
 def _conv_padding(conv: nn.Conv2d) -> tuple[int, int, int, int]:
@@ -396,14 +443,20 @@ class AxConv2d(_WeightedAxOp, nn.Conv2d):
         cols = F.unfold(x, (kh, kw), dilation=self.dilation, stride=self.stride)  # B, C*kh*kw, L
         L = cols.shape[-1]
         a = cols.reshape(B, G, -1, L).permute(1, 0, 3, 2).reshape(G, B * L, -1)  # G, B*L, K/G
-        b = self.weight.reshape(G, O // G, -1).transpose(1, 2)  # G, K/G, O/G
-        w_scale = weight_scale(self.weight, self.per_channel)
+        if G == 1:
+            a = a[0]
+        b, b_scale, b_codes = self._weight_operand(torch.float64 if x.dtype == torch.float64 else torch.float32)
+        y = self._matmul(a, b, self.input_scale, b_scale, b_codes=b_codes)  # (G,) B*L, O/G
+        y = y.reshape(G, B, L, O // G).permute(1, 0, 3, 2).reshape(B, O, out_h, out_w)
+        return self._add_bias(y if y.dtype == x.dtype else y.to(x.dtype), None if self.bias is None else self.bias.reshape(1, O, 1, 1))
+
+    def _gemm_weight(self, weight: torch.Tensor, w_scale: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        G, O = self.groups, self.out_channels
+        b = weight.reshape(G, O // G, -1).transpose(1, 2)  # G, K/G, O/G
         w_scale = w_scale.reshape(G, 1, O // G) if self.per_channel else w_scale
         if G == 1:
-            a, b, w_scale = a[0], b[0], w_scale[0] if self.per_channel else w_scale
-        y = self._matmul(a, b, self.input_scale, w_scale)  # (G,) B*L, O/G
-        y = y.reshape(G, B, L, O // G).permute(1, 0, 3, 2).reshape(B, O, out_h, out_w).to(x.dtype)
-        return y if self.bias is None else y + self.bias.reshape(1, O, 1, 1)
+            b, w_scale = b[0], w_scale[0] if self.per_channel else w_scale
+        return b, w_scale
 
 
 class AxMatmul(AxOp):
@@ -548,13 +601,14 @@ class AxAttention(nn.Module):
 
 
 class AxVitAttention(AxAttention, Attention):
-    """Approximate ``timm.layers.Attention`` (ViT, DeiT): q/k norms, masks and gate kept."""
+    """Approximate ``timm.layers.Attention`` (ViT, DeiT): q/k norms, masks and gate (timm >= 1.0.28) kept."""
 
     float_type = Attention
 
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None, is_causal: bool = False) -> torch.Tensor:
         B, N, C = x.shape
-        gate = self.gate(x).sigmoid() if self.gate is not None else None
+        gate_layer = getattr(self, "gate", None)  # timm >= 1.0.28
+        gate = gate_layer(x).sigmoid() if gate_layer is not None else None
         qkv = self.qkv(x).reshape(B, N, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)  # B, H, N, D
         q, k = self.q_norm(q), self.k_norm(k)
@@ -594,19 +648,28 @@ class AxSwinWindowAttention(AxAttention, WindowAttention):
 
 
 class AxGcvitWindowAttention(AxAttention, WindowAttentionGlobal):
-    """Approximate GCViT ``WindowAttentionGlobal``: global queries and relative position bias kept."""
+    """Approximate GCViT ``WindowAttentionGlobal``: global queries and relative position bias kept.
+
+    timm changed how the global queries of a batch meet its windows (image-major
+    ``repeat_interleave`` in newer releases, ``repeat`` before); the port pairs them as
+    the installed timm does (:func:`_timm_interleaves_global_queries`).
+    """
 
     float_type = WindowAttentionGlobal
 
     def forward(self, x: torch.Tensor, q_global: torch.Tensor | None = None) -> torch.Tensor:
+        return self._forward(x, q_global, _timm_interleaves_global_queries())
+
+    def _forward(self, x: torch.Tensor, q_global: torch.Tensor | None, interleave: bool) -> torch.Tensor:
         B, N, C = x.shape
         if self.use_global and q_global is not None:
             if x.shape[-1] != q_global.shape[-1]:
                 raise ValueError("x and q_global must have the same channel count")
             kv = self.qkv(x).reshape(B, N, 2, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
             k, v = kv.unbind(0)
-            # windows are image-major: keep each image's global query with its windows
-            q = q_global.repeat_interleave(B // q_global.shape[0], dim=0)
+            copies = B // q_global.shape[0]
+            # newer timm: windows are image-major, each image's global query stays with its windows
+            q = q_global.repeat_interleave(copies, dim=0) if interleave else q_global.repeat(copies, 1, 1, 1)
             q = q.reshape(B, N, self.num_heads, self.head_dim).permute(0, 2, 1, 3)
         else:
             qkv = self.qkv(x).reshape(B, N, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
@@ -614,6 +677,30 @@ class AxGcvitWindowAttention(AxAttention, WindowAttentionGlobal):
         x = self.merge_heads(self.attend(q, k, v, self.rel_pos))
         x = self.proj(x)
         return self.proj_drop(x)
+
+
+@functools.cache
+def _timm_interleaves_global_queries() -> bool:
+    """Whether the installed timm's ``WindowAttentionGlobal`` pairs global queries image-major.
+
+    Probed once: a small float module (built under a forked RNG, so the caller's random
+    state is untouched) runs on 2 images x 2 windows, and the port with float products
+    is compared with it in both pairings.
+
+    Raises:
+        RuntimeError: neither pairing reproduces the installed timm (an unsupported version).
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        mod = WindowAttentionGlobal(8, num_heads=2, window_size=(2, 2)).eval()
+        x, q_global = torch.randn(4, 4, 8), torch.randn(2, 4, 8)
+    port = AxGcvitWindowAttention.from_float(mod, FP32, FP32).eval()
+    with torch.no_grad():
+        want = mod(x, q_global)
+        for interleave in (True, False):
+            if torch.allclose(port._forward(x, q_global, interleave), want, rtol=1e-5, atol=1e-6):
+                return interleave
+    raise RuntimeError(f"the installed timm's WindowAttentionGlobal pairs global queries with windows in neither known way; {__name__} needs updating")
 
 
 #: timm attention type -> its approximate subclass (looked up by exact type).

@@ -38,7 +38,7 @@ from torch import nn
 from axhw.errors import ConfigError
 from axhw.io import atomic_write_bytes
 
-from .convert import _device_of
+from .convert import device_of as _device_of
 
 __all__ = ["RetrainResult", "RetrainReport", "retrain", "retrain_config", "model_fingerprint", "CHECKPOINT_NAME", "BEST_NAME"]
 
@@ -270,7 +270,11 @@ def retrain(
     torch.manual_seed(seed)
 
     if resume and ckpt_path is not None and ckpt_path.is_file():
-        state = torch.load(ckpt_path, map_location=device, weights_only=False)
+        from axhw.data import load_checkpoint
+
+        state = load_checkpoint(ckpt_path, map_location=device, weights_only=False)
+        if not isinstance(state, dict):
+            raise ConfigError(f"checkpoint {str(ckpt_path)!r} is not a retraining checkpoint; delete it to start over")
         if state.get("schema") != _SCHEMA or state.get("settings") != settings:
             diff = sorted(k for k in settings if state.get("settings", {}).get(k) != settings[k])
             raise ConfigError(
@@ -287,7 +291,7 @@ def retrain(
         step_in_epoch = state["step_in_epoch"]
         best_acc = state["best_accuracy"]
         if settings["keep_best"] and best_path is not None and best_path.is_file():
-            best_state = torch.load(best_path, map_location=device, weights_only=True)
+            best_state = load_checkpoint(best_path, map_location=device, weights_only=True)
 
     def save_checkpoint() -> None:
         if ckpt_path is None:

@@ -9,15 +9,20 @@ The design under test is instantiated ``LANES`` times in a generated top level,
 ``axhw_sweep`` (:func:`wrapper_source`): every copy shares operand ``a`` and gets
 its own ``b``, so one simulation step evaluates ``LANES`` pairs and the Python side
 awaits 65,536 / ``LANES`` steps instead of 65,536.  The single test :func:`sweep`
-walks the pairs in table order (1 ns per step), reads every lane's product and
-saves an int32 ``.npy`` of shape (256, 256), indexed ``[a + 128, b + 128]`` for
-signed designs and ``[a, b]`` for unsigned ones.  Widths and the lane count are
-read back from the top level's parameters.  The first pair whose product has X or
-Z bits ends the test; it is written to the status file so that the caller can
-name it.  With ``AXHW_BENCH_CHECK=exact`` every product is also compared with
-:func:`axhw.exact.exact_product` (the self-test of an exact design).
+walks the operand bit patterns 0..255 in order (1 ns per step), reads every
+lane's product word and saves an int64 ``.npy`` of shape (256, 256), indexed by
+the two bit patterns and holding the product as an unsigned ``y_width``-bit word;
+:func:`axhw.simulate.reading` turns it into a signed or unsigned table, so one
+simulation serves both readings when signedness is still to be decided.  A
+second pass re-applies one chunk of every row in a shuffled order and must
+reproduce the first (a design with state does not).  Widths and the lane count
+are read back from the top level's parameters.  The first pair whose product has
+X or Z bits, or differs between passes, ends the test; it is written to the
+status file so that the caller can name it.  With ``AXHW_BENCH_CHECK=exact``
+every product is also compared with ``a·b`` (the self-test of an exact design).
 
-Environment (set by :func:`bench_env`): ``AXHW_BENCH_SIGNED`` (``1``/``0``),
+Environment (set by :func:`bench_env`): ``AXHW_BENCH_SIGNED`` (``1``/``0``, or
+empty while signedness is undecided: operands are then reported as bit patterns),
 ``AXHW_BENCH_OUT`` (``.npy`` path), ``AXHW_BENCH_STATUS`` (JSON path),
 ``AXHW_BENCH_CHECK`` (``exact`` or empty).
 """
@@ -40,7 +45,7 @@ LANES = 16
 TOPLEVEL = "axhw_sweep"
 
 
-def bench_env(signed: bool, out: str, status: str, check_exact: bool = False) -> dict[str, str]:
+def bench_env(signed: bool | None, out: str, status: str, check_exact: bool = False) -> dict[str, str]:
     """Environment variables that configure :func:`sweep` for one design.
 
     Also turns off cocotb's pytest assertion rewriting (it loads pytest's plugin
@@ -48,7 +53,7 @@ def bench_env(signed: bool, out: str, status: str, check_exact: bool = False) ->
     """
     return {
         "COCOTB_REWRITE_ASSERTION_FILES": "",
-        "AXHW_BENCH_SIGNED": "1" if signed else "0",
+        "AXHW_BENCH_SIGNED": "" if signed is None else "1" if signed else "0",
         "AXHW_BENCH_OUT": out,
         "AXHW_BENCH_STATUS": status,
         "AXHW_BENCH_CHECK": "exact" if check_exact else "",
@@ -86,52 +91,76 @@ if cocotb.simulator.is_running():
     import numpy as np
     from cocotb.triggers import Timer
 
-    from axhw.exact import exact_product, operand_values
-
     __all__ += ["sweep"]
 
-    def _fail_xz(status_path: str, a: int, b: int, text: str) -> None:
+    def _operand(x: int, signed: str) -> int:
+        """Bit pattern ``x`` as the operand value it stands for (two's complement when signed)."""
+        return x - 256 if signed == "1" and x >= 128 else x
+
+    def _word(value: int, width: int, signed: str) -> int:
+        return value - (1 << width) if signed == "1" and value >= 1 << (width - 1) else value
+
+    def _stop(status_path: str, kind: str, **info) -> None:
         with open(status_path, "w") as f:
-            json.dump({"kind": "xz", "a": a, "b": b, "value": text}, f)
-        raise AssertionError(f"{a} * {b}: the product {text} has X/Z bits")
+            json.dump({"kind": kind, **info}, f)
+        raise AssertionError(f"{kind}: {info}")
+
+    async def _step(dut, a: int | None, chunk: list[int], step, y_width: int, status: str, signed: str,
+                    which: str, held_a: int) -> list[int]:
+        """Apply ``a`` (``None``: keep ``held_a``) and one ``b`` per lane, wait one step, return each lane's product word."""
+        if a is not None:
+            dut.a.value = a
+        a = held_a if a is None else a
+        dut.b.value = sum(b << (8 * k) for k, b in enumerate(chunk))
+        await step
+        got = dut.y.value
+        if not got.is_resolvable:
+            text = str(got)  # MSB first: lane k is text[len - (k+1)*w : len - k*w]
+            for k, b in enumerate(chunk):
+                lane = text[len(text) - (k + 1) * y_width:len(text) - k * y_width]
+                if any(c not in "01" for c in lane):
+                    _stop(status, "xz", a=_operand(a, signed), b=_operand(b, signed), value=lane, sweep=which)
+        packed = got.to_unsigned()
+        mask = (1 << y_width) - 1
+        return [(packed >> (y_width * k)) & mask for k in range(len(chunk))]
 
     @cocotb.test()
     async def sweep(dut) -> None:
-        """Drive all operand pairs, record every product, stop at the first X/Z product."""
+        """Drive all operand bit patterns, record every product word, then re-apply a sample in another order.
+
+        The second pass visits every ``a`` once, in a shuffled order, each with one
+        lane-chunk of ``b``: a design with state (a latch, a feedback loop) that held
+        a value in the first pass shows a different product there.
+        """
         env = os.environ
-        signed = env["AXHW_BENCH_SIGNED"] == "1"
+        signed = env.get("AXHW_BENCH_SIGNED", "")
+        status = env["AXHW_BENCH_STATUS"]
         lanes, y_width = int(dut.LANES.value), int(dut.Y_WIDTH.value)
         assert len(dut.a) == 8 and len(dut.b) == 8 * lanes, "operands must be 8-bit"
         assert 256 % lanes == 0, f"LANES = {lanes} must divide 256"
-        values = [int(v) for v in operand_values(signed)]
-        y_mask = (1 << y_width) - 1
-        shifts = [y_width * k for k in range(lanes)]
-        raw = np.empty((256, 256), dtype=np.int64)  # products as unsigned y_width-bit words
+        words = np.empty((256, 256), dtype=np.int64)  # [x, y]: products as unsigned y_width-bit words
         step = Timer(STEP_NS, unit="ns")
-        for i, a in enumerate(values):
-            dut.a.value = a & 0xFF
+        for x in range(256):
             row: list[int] = []
             for j0 in range(0, 256, lanes):
-                chunk = values[j0:j0 + lanes]
-                dut.b.value = sum((b & 0xFF) << (8 * k) for k, b in enumerate(chunk))
-                await step
-                got = dut.y.value
-                if not got.is_resolvable:
-                    text = str(got)  # MSB first: lane k is text[len - (k+1)*w : len - k*w]
-                    for k, b in enumerate(chunk):
-                        lane = text[len(text) - (k + 1) * y_width:len(text) - k * y_width]
-                        if any(c not in "01" for c in lane):
-                            _fail_xz(env["AXHW_BENCH_STATUS"], a, b, lane)
-                packed = got.to_unsigned()
-                row.extend((packed >> s) & y_mask for s in shifts)
-            raw[i] = row
-        if signed:
-            raw = np.where(raw >= 1 << (y_width - 1), raw - (1 << y_width), raw)
-        products = raw.astype(np.int32)
-        if env.get("AXHW_BENCH_CHECK") == "exact":
-            for i, j in zip(*np.nonzero(products != np.multiply.outer(values, values))):
-                a, b = values[i], values[j]
-                raise AssertionError(f"{a} * {b}: got {int(products[i, j])}, want {exact_product(a, b)}")
-        np.save(env["AXHW_BENCH_OUT"], products, allow_pickle=False)
-        with open(env["AXHW_BENCH_STATUS"], "w") as f:
-            json.dump({"kind": "ok", "pairs": int(products.size)}, f)
+                row.extend(await _step(dut, x if j0 == 0 else None, list(range(j0, j0 + lanes)), step, y_width,
+                                       status, signed, "first", x))
+            words[x] = row
+        rng = np.random.default_rng(0)
+        chunks = 256 // lanes
+        for i, x in enumerate(rng.permutation(256)):
+            j0 = lanes * int((i * 7 + int(x)) % chunks)
+            again = await _step(dut, int(x), list(range(j0, j0 + lanes)), step, y_width, status, signed, "second", int(x))
+            for k, w in enumerate(again):
+                if w != words[x, j0 + k]:
+                    _stop(status, "order", a=_operand(int(x), signed), b=_operand(j0 + k, signed),
+                          first=_word(int(words[x, j0 + k]), y_width, signed), second=_word(w, y_width, signed))
+        if env.get("AXHW_BENCH_CHECK") == "exact" and signed in ("0", "1"):
+            values = np.array([_operand(x, signed) for x in range(256)], dtype=np.int64)
+            products = np.vectorize(lambda w: _word(int(w), y_width, signed), otypes=[np.int64])(words)
+            for x, y in zip(*np.nonzero(products != np.multiply.outer(values, values))):
+                a, b = int(values[x]), int(values[y])
+                _stop(status, "exact", a=a, b=b, got=int(products[x, y]), want=a * b)
+        np.save(env["AXHW_BENCH_OUT"], words, allow_pickle=False)
+        with open(status, "w") as f:
+            json.dump({"kind": "ok", "pairs": int(words.size)}, f)

@@ -11,6 +11,9 @@
 // low power digital signal processing", CADS 2013: every partial-product bit
 // (including the neg bits) in columns below the vertical break level VBL is
 // omitted.  VBL = 0 is the exact structural Booth multiplier.
+// Departures from the papers: none known for VBL = 0.  For VBL > 0 the neg bits
+// below the break line are dropped with the rest of the matrix (axhw's reading of
+// "every partial-product bit below VBL"); the rows keep their full sign extension.
 // Parameters: VBL (0..15).
 module booth_r4 #(
     parameter VBL = 0

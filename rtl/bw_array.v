@@ -9,6 +9,7 @@
 // row is absorbed by one row of 16 full adders (written as the full-adder sum and
 // majority equations on 16-bit vectors, carries moved one column left), and a
 // final carry-propagate adder adds the last sum and carry vectors.  Exact.
+// Departures: none (exact).
 // Parameters: none.
 module bw_array (
     input  signed [7:0]  a,

@@ -13,6 +13,10 @@
 // which returns 2*carry + sum = x1+x2+x3+x4 except for {x1 x2, x3 x4} in
 // {10, 01} x {10, 01} (returns 1, not 2) and 1111 (returns 3, not 4).  Columns C
 // and above, and the final accumulation, are exact.
+// Departures from the papers: the compressor equations above are one of the
+// published approximate 4:2 cells, applied to the signed Baugh-Wooley matrix in
+// a two-compressor first stage chosen by axhw; the papers' own Dadda trees and
+// column choices are not reproduced cell for cell.
 // Parameters: C (number of approximated low-order columns, 0..16).
 module comp42 #(
     parameter C = 8

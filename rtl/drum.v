@@ -8,6 +8,8 @@
 // number of dropped bits.  Magnitudes below 2^K are used unchanged (exact).
 // Signed operands use sign-magnitude: |a| is an 8-bit unsigned value (|-128| =
 // 128 = 8'h80), and the product takes the sign a[7] ^ b[7].
+// Departures from the paper: the paper's DRUM is unsigned; the sign-magnitude
+// conversion around it is axhw's.  Otherwise as published.
 // Parameters: K (segment width, 2..7).
 module drum #(
     parameter K = 4

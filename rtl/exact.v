@@ -2,6 +2,7 @@
 //
 // Algorithm: the Verilog `*` operator on two's-complement operands; synthesis
 // chooses the array.  Reference design for every error metric in axhw.
+// Departures: not a published design; yosys maps `*` to its own array.
 // Parameters: none.
 module exact (
     input  signed [7:0]  a,

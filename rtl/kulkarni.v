@@ -7,6 +7,8 @@
 // recursively from four half-width products, added exactly:
 // A*B = AH*BH << w + (AH*BL + AL*BH) << w/2 + AL*BL (w = width).
 // Unsigned; axhw uses it in sign-magnitude form (|-128| = 128 = 8'h80).
+// Departures from the paper: none in the unsigned core; the sign-magnitude use
+// (product by 0 forced to 0 by the sign) is axhw's.
 // Parameters: none.
 module kulkarni_2x2 (
     input  [1:0] a,

@@ -8,6 +8,8 @@
 // 8-bit magnitudes; the antilog result is truncated, so the error is never
 // positive.  Signed operands use sign-magnitude (|-128| = 128 = 8'h80); zero
 // operands give 0.
+// Departures from the paper: Mitchell's method is unsigned; the sign-magnitude
+// conversion and the zero check are axhw's.  The antilog is truncated, not rounded.
 // Parameters: none.
 module mitchell (
     input  signed [7:0]  a,

@@ -8,6 +8,9 @@
 // A * B = Ar*B + A*Br - Ar*Br + (A - Ar)(B - Br); RoBA drops the last term, so the
 // product needs only shifts and one addition/subtraction.  Signed operands use
 // sign-magnitude (|-128| = 128 = 8'h80); zero operands give 0.
+// Departures from the paper: the paper's signed RoBA also works on magnitudes;
+// here the sign-magnitude conversion is written out around the unsigned datapath
+// and zero operands are forced to 0.  Otherwise as published.
 // Parameters: none.
 module roba (
     input  signed [7:0]  a,

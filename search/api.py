@@ -218,7 +218,10 @@ def run_on_space(
             "reference": reference,
             "method_params": params,
             "liberty": space.liberty,
-            "power_model": "per-op operand-aware" if space.per_op_energy else "uniform operands",
+            "power_model": ("per-op workload streams (weight-stationary)" if space.per_op_energy
+                            else "uniform operands"),
+            "power_reference": space.reference,
+            "uniform_energy_pj": getattr(space, "uniform_energy_pj", None),
             "executor": getattr(evaluator.executor, "name", type(evaluator.executor).__name__),
             "n_workers": evaluator.n_workers,
             "true_evaluations": problem.n_spent,
@@ -287,7 +290,7 @@ def run(
     calib_size: int = 128,
     calibration: Any = None,
     liberty: str = "osu018",
-    power: str = "uniform",
+    power: str = "operands",
     backend: str = "auto",
     reference: str = "int8",
     cache_dir: str | os.PathLike | None | bool = None,
@@ -307,8 +310,9 @@ def run(
             is the held-out evaluation subset and ``calib`` split the calibration set,
             or an ``(images, labels)`` pair of tensors (then ``calibration`` or the
             first ``calib_size`` images calibrate).
-        candidates: candidate multiplier names (``"exact"`` is always added);
-            ``None``: every database multiplier with a hardware-cost record.
+        candidates: candidate multiplier names (the cheapest zero-error design, the power
+            reference, is always added first); ``None``: every database multiplier with a
+            hardware-cost record.
         max_accuracy_drop: constraint, in accuracy points below ``reference``.
         budget: true evaluations of full configurations (at least the number of ops).
         method: one of :data:`METHODS`: ``"mcts"`` (hardware-driven policy),
@@ -323,8 +327,10 @@ def run(
         calib_size: calibration images (from the ``calib`` split).
         calibration: calibration images tensor, overriding the ``calib`` split.
         liberty: cell library of the hardware costs.
-        power: ``"uniform"`` (per-multiplier energy) or ``"operands"`` (per-op energy
-            from each op's real operands, synthesized once per (op, multiplier) and cached).
+        power: ``"operands"`` (default: per-op energy on each op's own operand stream,
+            collected on the calibration images in weight-stationary order and
+            costed per (op, multiplier), cached by content hash) or ``"uniform"``
+            (per-multiplier energy on uniform operands).
         backend: kernel backend of the emulator.
         reference: ``"int8"`` or ``"fp32"``, the accuracy drops are measured from.
         cache_dir: evaluation cache folder (``None``: default; ``False``: no disk cache).
@@ -402,7 +408,12 @@ def run(
                             batch_size=128)
         operands = collect_operands(task.approximated({op.name: EXACT for op in ops}), loader, seed=seed)
     check_max_types(max_types)
-    candidates, pruned = prune_candidates(list(candidates), liberty, keep=[EXACT]) if prune else (list(candidates), {})
+    if prune:  # the power reference (the cheapest exact design) stays: every saving is measured against it
+        from ..hw.baseline import best_exact
+
+        candidates, pruned = prune_candidates(list(candidates), liberty, keep=[best_exact(liberty).name])
+    else:
+        candidates, pruned = list(candidates), {}
     space = SearchSpace.from_library(ops, list(candidates), liberty=liberty, operands=operands, progress=progress)
     if executor == "process" and n_workers is None:
         n_workers = 1

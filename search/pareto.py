@@ -12,14 +12,14 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .result import Evaluation, SearchResult, _pareto_indices
+from .result import Evaluation, SearchResult, pareto_indices
 
 __all__ = ["pareto_front", "hypervolume", "hypervolume_curve"]
 
 
 def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
     """Indices of the non-dominated points (both coordinates minimized), sorted by the first."""
-    return _pareto_indices([(float(p), float(d)) for p, d in points])
+    return pareto_indices([(float(p), float(d)) for p, d in points])
 
 
 def hypervolume(points: Iterable[tuple[float, float]], reference: tuple[float, float] = (1.0, 2.0)) -> float:
@@ -39,7 +39,7 @@ def hypervolume(points: Iterable[tuple[float, float]], reference: tuple[float, f
     pts = [(p, d) for p, d in pts if p < r_p and d < r_d]
     if not pts:
         return 0.0
-    front = [pts[i] for i in _pareto_indices(pts)]  # increasing p, decreasing d
+    front = [pts[i] for i in pareto_indices(pts)]  # increasing p, decreasing d
     area = 0.0
     for k, (p, d) in enumerate(front):
         p_next = front[k + 1][0] if k + 1 < len(front) else r_p

@@ -4,8 +4,10 @@ Units:
 
 * ``accuracy`` is top-1 accuracy in ``[0, 1]`` on the search's held-out subset.
 * ``power_rel`` is the total multiplier energy of a configuration divided by the
-  total of the all-exact design, ``Σ_ops MACs_op × energy_pj(m_op) / Σ_ops MACs_op ×
-  energy_pj(exact)`` (so ``1 - power_rel`` is the power saving).
+  total of the all-reference design, ``Σ_ops MACs_op × energy_pj(m_op) / Σ_ops MACs_op ×
+  energy_pj(reference)`` (so ``1 - power_rel`` is the power saving); the reference is
+  ``candidates[0]`` (``settings["power_reference"]``), the cheapest zero-error design
+  of the database for results written by :func:`axhw.search.run`.
 * An *accuracy drop* is in percentage points below the reference accuracy:
   ``drop = 100 × (reference_accuracy - accuracy)``, where the reference is the int8
   all-exact model (default) or the float model (``settings["reference"] == "fp32"``);
@@ -28,8 +30,9 @@ from typing import Any
 
 from ..errors import DataError
 from ..io import atomic_write_json
+from ..records import OpInfo
 
-__all__ = ["Evaluation", "SearchResult", "RESULT_SCHEMA"]
+__all__ = ["Evaluation", "SearchResult", "RESULT_SCHEMA", "pareto_indices"]
 
 #: Version of the JSON written by :meth:`SearchResult.to_json`.
 RESULT_SCHEMA = 1
@@ -87,13 +90,11 @@ def _op_to_json(op: Any) -> dict[str, Any]:
     return {"name": str(op.name), "kind": str(op.kind), "macs_per_image": int(op.macs_per_image)}
 
 
-def _op_from_json(data: dict[str, Any]) -> Any:
-    from ..emulator import OpInfo
-
+def _op_from_json(data: dict[str, Any]) -> OpInfo:
     return OpInfo(name=data["name"], kind=data["kind"], macs_per_image=int(data["macs_per_image"]))
 
 
-def _pareto_indices(points: list[tuple[float, float]]) -> list[int]:
+def pareto_indices(points: list[tuple[float, float]]) -> list[int]:
     """Indices of the points not dominated when minimizing both coordinates.
 
     Among equal points the first one is kept.  Sorted by the first coordinate.
@@ -115,7 +116,7 @@ class SearchResult:
     Attributes:
         model_name: name of the searched model (e.g. ``"default"``).
         dataset: data-set spec the accuracies were measured on (e.g. ``"digits"``).
-        ops: the approximable ops, in model order (:class:`axhw.emulator.OpInfo`).
+        ops: the approximable ops, in model order (:class:`axhw.records.OpInfo`).
         candidates: candidate multiplier names, ``"exact"`` first.
         method: the search method (``"mcts"``, ``"mcts_uniform"``, ``"random"``,
             ``"greedy"``, ``"knapsack"``, ``"nsga2"``, ``"uniform"``).
@@ -179,7 +180,7 @@ class SearchResult:
             sorted by increasing ``power_rel``.  Of identical points the earliest is kept.
         """
         pool = [e for e in self.history if method is None or e.method == method]
-        front = _pareto_indices([(e.power_rel, -e.accuracy) for e in pool])
+        front = pareto_indices([(e.power_rel, -e.accuracy) for e in pool])
         return [pool[i] for i in front]
 
     def best(self, max_accuracy_drop: float | None = None) -> Evaluation:
@@ -290,9 +291,3 @@ class SearchResult:
             return cls.from_json(data)
         except DataError as exc:
             raise DataError(f"{path}: {exc}") from exc
-
-    def to_report(self, out_dir: str | os.PathLike) -> Any:
-        """Write the hardware engineer's report for this result (see :func:`axhw.report.write_report`)."""
-        from ..report import write_report
-
-        return write_report(self, out_dir)

@@ -2,19 +2,24 @@
 
 A *configuration* assigns each op of :func:`axhw.emulator.layers` one candidate
 multiplier.  Inside the search it is an integer vector ``x`` of length ``n_ops``
-(``x[i]`` indexes :attr:`SearchSpace.candidates`, where index 0 is always
-``"exact"``); outside, an explicit ``{op name: multiplier name}`` table.
+(``x[i]`` indexes :attr:`SearchSpace.candidates`, where index 0 is always the
+*reference*, a zero-error design); outside, an explicit ``{op name: multiplier
+name}`` table.
 
 Power model (energy per image, one multiplication per MAC)::
 
     P(x)      = Σ_i MACs_i × E[i, x_i]            (pJ per image)
-    power_rel = P(x) / Σ_i MACs_i × E[i, exact]
+    power_rel = P(x) / Σ_i MACs_i × E[i, reference]
 
 ``E[i, m]`` is the energy per multiplication of multiplier ``m`` (``HardwareCost.energy_pj``):
-the same for every op with uniform operand statistics, or per op when operand-aware
-costs are given (the operands an op really sees change the switching activity).
-Area is reported the same way, MAC-weighted: ``area_rel = Σ_i MACs_i × A[x_i] / Σ_i
-MACs_i × A[exact]`` (the share of a time-multiplexed multiplier array each design needs).
+per op when workload costs are given (each op's own operand stream, in the order a
+weight-stationary datapath sees it: one weight held while the activations stream
+past it; see :func:`axhw.emulator.collect_operands`), else the same for every op
+(uniform operands, labelled so).  The reference built by :meth:`SearchSpace.from_library`
+is the cheapest zero-error design of the library (:func:`axhw.hw.baseline.best_exact`),
+not the behavioural ``exact``, so ``1 - power_rel`` is the saving a hardware engineer
+would get over the best exact multiplier on hand.  Area is reported the same way,
+MAC-weighted: ``area_rel = Σ_i MACs_i × A[x_i] / Σ_i MACs_i × A[reference]``.
 """
 
 from __future__ import annotations
@@ -24,12 +29,12 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..errors import ConfigError, DatabaseError
+from ..exact import EXACT
 from ..io import sha256_bytes
+from ..records import DEFAULT_LIBERTY
 
 __all__ = ["SearchSpace", "EXACT", "hardware_cost", "lut_digest", "ERROR_FEATURES", "efficient_candidates"]
 
-#: Name of the exact reference multiplier; always candidate 0.
-EXACT = "exact"
 #: Error statistics of each candidate the surrogate can use, from ``ErrorMetrics``.
 ERROR_FEATURES: tuple[str, ...] = ("mae_percent", "wce_percent", "bias", "std", "error_rate")
 
@@ -42,13 +47,13 @@ def _missing_cost(name: str, liberty: str, stream: str = "uniform") -> DatabaseE
     )
 
 
-def hardware_cost(multiplier: Any, liberty: str = "osu018") -> Any:
+def hardware_cost(multiplier: Any, liberty: str = DEFAULT_LIBERTY) -> Any:
     """The uniform-operand :class:`~axhw.records.HardwareCost` of ``multiplier`` on ``liberty``.
 
     Raises:
         DatabaseError: no such record (the message says how to characterize it).
     """
-    if liberty == "osu018" and getattr(multiplier, "hw", None) is not None:
+    if liberty == DEFAULT_LIBERTY and getattr(multiplier, "hw", None) is not None:
         return multiplier.hw
     for cost in getattr(multiplier, "costs", ()) or ():
         if cost.liberty == liberty and cost.operand_stream == "uniform":
@@ -65,9 +70,9 @@ class SearchSpace:
     """Ops, candidate multipliers, and the energy of every (op, candidate) pair.
 
     Args:
-        ops: the approximable ops in model order (:class:`axhw.emulator.OpInfo`:
+        ops: the approximable ops in model order (:class:`axhw.records.OpInfo`:
             ``name``, ``kind``, ``macs_per_image``).
-        candidates: candidate multiplier names.  ``"exact"`` is added first when
+        candidates: candidate multiplier names.  ``reference`` is added first when
             absent (it is the power reference and keeps every constraint reachable);
             duplicates are dropped.
         energy_pj: energy per multiplication, either one value per multiplier
@@ -80,6 +85,8 @@ class SearchSpace:
             evaluation cache so that a re-characterized design is re-evaluated.
         rtl_sha256: per multiplier, the hash of its RTL (recorded for the report).
         liberty: name of the cell library the energies come from.
+        reference: the zero-error design every saving is relative to (candidate 0);
+            its all-reference configuration is the int8 accuracy reference too.
 
     Raises:
         ConfigError: no ops, or an empty candidate set.
@@ -96,20 +103,23 @@ class SearchSpace:
         error_metrics: Mapping[str, Any] | None = None,
         lut_sha256: Mapping[str, str] | None = None,
         rtl_sha256: Mapping[str, str] | None = None,
-        liberty: str = "osu018",
+        liberty: str = DEFAULT_LIBERTY,
+        reference: str = EXACT,
     ) -> None:
         if not ops:
             raise ConfigError("the model has no approximable ops (no Linear, Conv or attention matmul found)")
         if candidates is None or len(list(candidates)) == 0:
             raise ConfigError("the candidate set is empty; pass at least one multiplier name "
                               "(see `axhw.library.names()` for what the database holds)")
-        names: list[str] = [EXACT]
+        names: list[str] = [reference]
         for name in candidates:
             if not isinstance(name, str) or not name:
                 raise ConfigError(f"candidate multiplier names must be non-empty strings, got {name!r}")
             if name not in names:
                 names.append(name)
         self.ops = list(ops)
+        #: the zero-error design every saving is relative to (candidate 0)
+        self.reference = reference
         self.candidates = names
         self.op_names = [op.name for op in self.ops]
         if len(set(self.op_names)) != len(self.op_names):
@@ -128,15 +138,18 @@ class SearchSpace:
                     raise _missing_cost(name, liberty, f"op {op.name}" if per_op else "uniform")
                 energy[i, j] = float(value)
         if np.any(energy[:, 0] <= 0):
-            raise DatabaseError(f"the exact multiplier has a non-positive energy per multiplication on {liberty!r}; "
-                                f"re-characterize it with `axhw characterize --hw {EXACT}`")
+            raise DatabaseError(f"the reference multiplier {reference!r} has a non-positive energy per multiplication "
+                                f"on {liberty!r}; re-characterize it with `axhw characterize --hw {reference}`")
         #: energy per multiplication (pJ), shape (n_ops, n_candidates)
         self.energy_pj = energy
         self.per_op_energy = per_op
+        #: uniform-operand energy per candidate (pJ), beside per-op workload energies (set by from_library)
+        self.uniform_energy_pj: dict[str, float] | None = (
+            None if per_op else {name: float(energy[0, j]) for j, name in enumerate(names)})
         self._exact_total = float(self.macs @ energy[:, 0])
-        #: fraction of the all-exact total saved by op i using candidate j
+        #: fraction of the all-reference total saved by op i using candidate j
         self.saving = self.macs[:, None] * (energy[:, :1] - energy) / self._exact_total
-        #: relative energy saving of candidate j at op i: 1 - E[i, j] / E[i, exact]
+        #: relative energy saving of candidate j at op i: 1 - E[i, j] / E[i, reference]
         self.relative_saving = 1.0 - energy / energy[:, :1]
 
         if area_um2 is not None and all(area_um2.get(n) is not None for n in names):
@@ -173,11 +186,12 @@ class SearchSpace:
 
     def __repr__(self) -> str:
         return (f"SearchSpace(n_ops={self.n_ops}, candidates={self.candidates}, "
-                f"power={'per-op' if self.per_op_energy else 'uniform'}, liberty={self.liberty!r})")
+                f"power={'per-op' if self.per_op_energy else 'uniform'}, liberty={self.liberty!r}, "
+                f"reference={self.reference!r})")
 
     # --------------------------------------------------------------- encoding
     def exact_config(self) -> np.ndarray:
-        """The all-exact configuration (all zeros)."""
+        """The all-reference configuration (all zeros): every op on the zero-error reference."""
         return np.zeros(self.n_ops, dtype=np.int64)
 
     def uniform_config(self, candidate: str | int) -> np.ndarray:
@@ -186,7 +200,7 @@ class SearchSpace:
         return np.full(self.n_ops, j, dtype=np.int64)
 
     def encode(self, config: Mapping[str, str]) -> np.ndarray:
-        """``{op name: multiplier}`` -> index vector; ops left out are exact.
+        """``{op name: multiplier}`` -> index vector; ops left out use the reference.
 
         Raises:
             ConfigError: an unknown op name or a multiplier outside the candidates.
@@ -217,14 +231,14 @@ class SearchSpace:
 
     # ------------------------------------------------------------ power model
     def power_rel(self, x: Sequence[int] | np.ndarray) -> np.ndarray | float:
-        """``Σ_i MACs_i E[i, x_i] / Σ_i MACs_i E[i, exact]`` for one (n_ops,) or many (n, n_ops) configs."""
+        """``Σ_i MACs_i E[i, x_i] / Σ_i MACs_i E[i, reference]`` for one (n_ops,) or many (n, n_ops) configs."""
         x = self._check(x)
         rows = np.arange(self.n_ops)
         total = (self.macs * self.energy_pj[rows, x]).sum(axis=-1) / self._exact_total
         return float(total) if np.ndim(total) == 0 else total
 
     def area_rel(self, x: Sequence[int] | np.ndarray) -> float | None:
-        """MAC-weighted area relative to all-exact, or ``None`` without area figures."""
+        """MAC-weighted area relative to all-reference, or ``None`` without area figures."""
         if self.area_um2 is None:
             return None
         x = self._check(x)
@@ -250,33 +264,43 @@ class SearchSpace:
         ops: Sequence[Any],
         candidates: Sequence[str],
         *,
-        liberty: str = "osu018",
+        liberty: str = DEFAULT_LIBERTY,
         operands: Mapping[str, np.ndarray] | None = None,
+        reference: str | None = None,
         progress: bool = False,
     ) -> "SearchSpace":
         """Build the space from the multiplier database.
 
         Args:
             ops: the model's approximable ops (:func:`axhw.emulator.layers`).
-            candidates: multiplier names in the database (``"exact"`` is added).
+            candidates: multiplier names in the database (``reference`` is added first).
             liberty: cell library whose costs are used.
-            operands: op name -> int8 ``(N, 2)`` operand samples
+            operands: op name -> int8 ``(N, 2)`` operand stream in datapath order
                 (:func:`axhw.emulator.collect_operands`); when given, each (op,
-                candidate) energy is :func:`axhw.hw.cost` on that op's operands
-                (synthesized once, cached by content hash); ``None``: uniform costs.
-            progress: show a bar over the operand-aware cost computations.
+                candidate) energy is :func:`axhw.hw.cost` on that op's stream
+                (synthesized once per design, each stream cached by content hash);
+                ``None``: uniform-operand costs for every op.
+            reference: the zero-error design savings are relative to; ``None``: the
+                cheapest one in the database (:func:`axhw.hw.baseline.best_exact`).
+            progress: show a bar over the workload cost computations.
 
         Raises:
-            ConfigError: an empty candidate set.
+            ConfigError: an empty candidate set, or a ``reference`` that is not exact.
             DatabaseError: an unknown multiplier, or one without a hardware-cost record.
         """
         if candidates is None or len(list(candidates)) == 0:
             raise ConfigError("the candidate set is empty; pass at least one multiplier name "
                               "(see `axhw.library.names()` for what the database holds)")
         from .. import library
+        from ..hw.baseline import best_exact
 
-        names = [EXACT] + [c for c in dict.fromkeys(candidates) if c != EXACT]
+        if reference is None:
+            reference = best_exact(liberty).name
+        names = [reference] + [c for c in dict.fromkeys(candidates) if c != reference]
         mults = {name: library.load(name) for name in names}
+        if mults[reference].metrics.error_rate != 0:
+            raise ConfigError(f"the reference {reference!r} is not a zero-error design "
+                              f"(error rate {mults[reference].metrics.error_rate:.4g}); pick an exact multiplier")
         uniform = {name: hardware_cost(m, liberty) for name, m in mults.items()}
         energy: Mapping[str, Any]
         if operands is None:
@@ -289,14 +313,15 @@ class SearchSpace:
             if progress:
                 from tqdm.auto import tqdm
 
-                iterator = tqdm(pairs, desc="operand-aware power", unit="cost")
+                iterator = tqdm(pairs, desc="workload power", unit="cost")
             per_op: dict[str, dict[str, float]] = {}
             for op, name in iterator:
                 samples = operands.get(op.name)
-                cost = uniform[name] if samples is None else hw.cost(mults[name], liberty=liberty, operands=samples)
+                cost = uniform[name] if samples is None else hw.workload_cost(mults[name], samples, liberty,
+                                                                              stream=f"workload:{op.name}")
                 per_op.setdefault(op.name, {})[name] = cost.energy_pj
             energy = per_op
-        return cls(
+        space = cls(
             ops,
             names,
             energy,
@@ -305,11 +330,15 @@ class SearchSpace:
             lut_sha256={name: lut_digest(m.lut) for name, m in mults.items()},
             rtl_sha256={name: m.rtl_sha256 for name, m in mults.items()},
             liberty=liberty,
+            reference=reference,
         )
+        #: uniform-operand energy per multiplication (pJ) of each candidate, for side-by-side reports
+        space.uniform_energy_pj = {name: c.energy_pj for name, c in uniform.items()}
+        return space
 
 
-def efficient_candidates(max_n: int | None = None, liberty: str = "osu018") -> list[str]:
-    """Database designs worth searching: cheaper than exact and not dominated in (energy, MAE).
+def efficient_candidates(max_n: int | None = None, liberty: str = DEFAULT_LIBERTY) -> list[str]:
+    """Database designs worth searching: cheaper than the best exact design, not dominated in (energy, MAE).
 
     A design is kept when no other design has both lower-or-equal energy per
     multiplication and lower mean absolute error (uniform operands, ``liberty``).
@@ -323,18 +352,17 @@ def efficient_candidates(max_n: int | None = None, liberty: str = "osu018") -> l
         Names sorted by increasing energy.
     """
     from .. import library
+    from ..hw.baseline import best_exact
 
-    exact = hardware_cost(library.load(EXACT), liberty).energy_pj
+    exact = best_exact(liberty).energy_pj
     designs = []
     for name in library.names():
-        if name == EXACT:
-            continue
         try:
             m = library.load(name)
             cost = hardware_cost(m, liberty)
         except DatabaseError:
             continue
-        if cost.energy_pj < exact:
+        if m.metrics.error_rate > 0 and cost.energy_pj < exact:
             designs.append((cost.energy_pj, m.metrics.mae, name))
     designs.sort()
     front: list[str] = []

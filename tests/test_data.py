@@ -13,13 +13,7 @@ from axhw.errors import DataError
 from axhw.models import DEFAULT_CONFIG, default_metrics, default_model, default_weights_path, load_model
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny shapes gain nothing from threads, and spinning threads stall on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _digits_key(images: torch.Tensor) -> set[bytes]:

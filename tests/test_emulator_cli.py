@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
+
 from axhw.cli import main
 
 
@@ -29,3 +31,35 @@ def test_emulate_reports_bad_config_without_traceback(capsys, tmp_path):
     config.write_text("{not json")
     assert main(["emulate", "--config", str(config), "--no-progress"]) == 2
     assert "not valid JSON" in capsys.readouterr().err
+
+
+def test_emulate_device_errors_are_one_line(capsys):
+    assert main(["emulate", "--device", "tpu", "--limit", "8", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "'tpu' is not a device name" in err and "Traceback" not in err
+    import torch
+
+    if not torch.cuda.is_available():
+        assert main(["emulate", "--device", "cuda", "--limit", "8", "--no-progress"]) == 2
+        assert "no usable CUDA GPU" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (None, "does not exist"),
+        ("{not json", "is not valid JSON"),
+        ("[1, 2]", "must hold a JSON object"),
+        ('{"blocks.*": 3}', "must hold a JSON object"),
+    ],
+)
+def test_emulate_and_retrain_read_configs_alike(tmp_path, capsys, text, message):
+    """One reader (axhw.emulator.load_config) serves both commands: same file, same message."""
+    config = tmp_path / "cfg.json"
+    if text is not None:
+        config.write_text(text)
+    for argv in (["emulate", "--config", str(config), "--no-progress"],
+                 ["retrain", "--config", str(config), "--out", str(tmp_path / "out"), "--quiet"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert message in err and str(config) in err and "Traceback" not in err

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -12,7 +14,7 @@ import pytest
 
 import axhw
 from axhw.cli import main
-from axhw.doctor import run_checks
+from axhw.doctor import Check, run_checks
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -58,12 +60,32 @@ def test_doctor_reports_missing_tool(tmp_path):
     lines = {line.split()[0]: line for line in proc.stdout.splitlines() if line.strip()}
     assert "MISSING" in lines["iverilog"] and "apt-get install -y iverilog" in lines["iverilog"]
     assert "MISSING" in lines["yosys"]
-    assert "missing required: iverilog, yosys, sta (OpenSTA)" in proc.stdout
+    assert "MISSING" in lines["yosys-abc"] and "berkeley-abc" in lines["yosys-abc"]
+    assert "missing required: iverilog, yosys, yosys-abc, sta (OpenSTA)" in proc.stdout
+
+
+@pytest.mark.skipif(shutil.which("yosys") is None, reason="no yosys")
+def test_doctor_reports_missing_yosys_abc(tmp_path):
+    # yosys present but not the ABC program it runs for mapping: `characterize --hw` would fail.
+    (tmp_path / "python").symlink_to(sys.executable)
+    (tmp_path / "yosys").symlink_to(shutil.which("yosys") or "/usr/bin/yosys")
+    env = {**os.environ, "PATH": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-m", "axhw.cli", "doctor"], capture_output=True, text=True, env=env)
+    lines = {line.split()[0]: line for line in proc.stdout.splitlines() if line.strip()}
+    assert "MISSING" in lines["yosys-abc"] and proc.returncode == 1
 
 
 def test_doctor_checks_are_records():
+    """Each check is a frozen record with a version, and a failing one says how to fix it."""
     checks = run_checks()
-    assert all(c.ok for c in checks if c.name in ("torch", "numpy"))
+    names = [c.name for c in checks]
+    assert len(names) == len(set(names)), names
+    for check in checks:
+        assert isinstance(check, Check) and dataclasses.is_dataclass(check)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            check.ok = not check.ok
+        assert isinstance(check.version, str) and check.version, check
+        assert check.ok or check.fix or check.detail, f"{check.name} fails without saying how to fix it"
 
 
 def _packages_on_disk() -> set[str]:

@@ -19,8 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from axhw.io import atomic_write_json
-from axhw.records import HardwareCost
+from axhw.records import HW_FLOW_VERSION, HardwareCost
 from axhw.report import write_report
 from axhw.search.result import Evaluation, SearchResult
 
@@ -50,12 +49,21 @@ def root(tmp_path_factory) -> Path:
     with pytest.MonkeyPatch.context() as mp:
         _use(mp, root)
         for name, path, params in (("exact", "exact.v", {}), ("ut_k2", "utrunc.v", {"K": 2}), ("ut_k4", "utrunc.v", {"K": 4})):
-            mult = library.add(rtl / path, name=name, parameters=params)
+            library.add(rtl / path, name=name, parameters=params)
             energy, area = COSTS[name]
             cost = HardwareCost(area_um2=area, cell_count=10, delay_ns=2.0, power_mw=energy / 10, energy_pj=energy,
-                                clock_ns=10.0, liberty="osu018", liberty_sha256="0" * 64, tools={"yosys": "test"})
-            atomic_write_json(root / "db" / name / "hw.json", {"schema": 1, "rtl_sha256": mult.rtl_sha256, "costs": [cost.to_json()]})
+                                clock_ns=10.0, liberty="osu018", liberty_sha256=_liberty_sha(), tools={"yosys": "test"})
+            library.update_hw_file(name, lambda old, key, cost=cost: json.dumps(
+                {"schema": 2, "key": key, "costs": [{**cost.to_json(), "flow": HW_FLOW_VERSION}]}).encode())
     return root
+
+
+def _liberty_sha() -> str:
+    from axhw.doctor import find_liberty
+    from axhw.io import sha256_file
+
+    path = find_liberty("osu018")
+    return sha256_file(path) if path is not None else "0" * 64
 
 
 def _use(mp: pytest.MonkeyPatch, root: Path) -> None:

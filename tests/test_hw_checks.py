@@ -51,14 +51,13 @@ def test_tiny_design_costs_and_cache(tmp_path, osu018, monkeypatch):
     # A second call is answered from hw.json without running any tool.
     monkeypatch.setattr(hw.flow, "run_flow", lambda *a, **k: pytest.fail("cache miss"))
     assert hw.cost(design, clock_ns=10.0) == first
-    assert hw.load_costs(design.hw_json) == [first]
+    assert hw.load_costs(design) == [first]
     monkeypatch.undo()
 
     # Changing the RTL makes the cached cost stale.
     design.rtl.write_text(design.rtl.read_text().replace("5'b0", "5'b1"))
     changed = hw.Design.from_verilog(design.rtl, PORTS8, name="tiny")
-    assert cache.lookup(changed.hw_json, changed.rtl_sha256, changed.design_sha256, osu018.sha256,
-                        first.operands_sha256, 10.0) is None
+    assert cache.lookup(changed, osu018.sha256, first.operands_sha256, 10.0) is None
 
 
 def test_activity_matches_functional_toggles(tmp_path, osu018):

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from axhw import hw, library
-from axhw.errors import DatabaseError
 from axhw.hw import cache
 from axhw.records import PortSpec
 
@@ -25,13 +24,6 @@ def osu018() -> hw.Liberty:
     return hw.resolve_liberty("osu018")
 
 
-def _load(name: str) -> library.Multiplier:
-    try:
-        return library.load(name)
-    except DatabaseError as exc:  # missing or stale while the database is being rebuilt
-        pytest.skip(f"database entry {name} not usable: {exc}")
-
-
 def _netlist(design: hw.Design, liberty: hw.Liberty, work: Path) -> tuple[hw.SynthesisResult, Path]:
     synth = hw.synthesize(design, liberty, work)
     models, _ = hw.cell_models(liberty, set(synth.cell_mix), work)
@@ -46,21 +38,20 @@ def _core4(tmp_path: Path, expr: str, **kwargs) -> hw.Design:
 
 def test_unsigned_database_entries_are_wrapped():
     unsigned = [name for name in library.names() if not library.load(name).signed]
-    if not unsigned:
-        pytest.skip("no unsigned design in the database")
+    assert unsigned, "the bundled library has unsigned designs (exact_u, kulkarni)"
     for name in unsigned:
-        mult = _load(name)
+        mult = library.load(name)
         design = hw.as_design(mult)
         assert design.core is not None and design.core.ports == mult.ports, name
         assert design.ports.signed and design.ports.module == f"axhw_sm_{mult.ports.module}"
         assert design.rtl_sha256 == mult.rtl_sha256 and design.hw_json == design.core.hw_json
         np.testing.assert_array_equal(design.reference, mult.lut)
         assert design.design_sha256 != design.core.design_sha256
-    assert hw.as_design(_load("exact")).core is None  # signed designs are costed as they are
+    assert hw.as_design(library.load("exact")).core is None  # signed designs are costed as they are
 
 
 def test_exact_u_wrapper_matches_stored_lut_and_adds_conversion(tmp_path, osu018):
-    mult = _load("exact_u")
+    mult = library.load("exact_u")
     wrapped = hw.as_design(mult)
     bare = hw.Design.from_verilog(wrapped.core.rtl, mult.ports, name="exact_u", sign_magnitude=False)
     assert bare.core is None and not bare.ports.signed
@@ -103,7 +94,7 @@ def test_wrapper_without_table_is_checked_against_core_rtl(tmp_path, osu018):
 
 def test_wrapper_is_driven_by_signed_codes(tmp_path, osu018):
     """The wrapper sees the two's-complement stream (as signed designs do), a bare core the magnitudes."""
-    wrapped = hw.as_design(_load("exact_u"))
+    wrapped = hw.as_design(library.load("exact_u"))
     bare = hw.Design.from_verilog(wrapped.core.rtl, wrapped.core.ports, name="exact_u", sign_magnitude=False)
     ops = np.array([[-1, 2], [-128, -128]], dtype=np.int8)
     for design, words in [(wrapped, ["ff02", "8080"]), (bare, ["0102", "8080"])]:

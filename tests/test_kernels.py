@@ -5,19 +5,28 @@ corner cases (-128, 127, 0, all-equal and all-zero rows and columns), several ta
 (exact, truncated, random, low-rank with int8 factors, separable with wider factors,
 unsigned 0..65025, one spanning more than 2**16 values) and batched shapes.  The
 low-rank path is also checked with its int8 GEMMs switched off (float GEMMs only).
-Without a GPU, the CUDA kernel runs under Numba's CUDA simulator on tiny shapes, in a
-subprocess so that ``NUMBA_ENABLE_CUDASIM`` does not leak into this process; this file
-is also that subprocess's entry point (``python tests/test_kernels.py --simulate``).
+Without a GPU, the CUDA kernel runs under Numba's CUDA simulator on small shapes (one
+tile, and one spanning several tiles with ragged edges in M, N and K), in a subprocess
+so that ``NUMBA_ENABLE_CUDASIM`` does not leak into this process; this file is also
+that subprocess's entry point (``python tests/test_kernels.py --simulate``).  Every
+CUDA kernel (the emulator's and the GPU benchmark's) is also compiled to PTX for sm_80
+and sm_90 without a GPU, and its launch budget checked: registers x threads, shared
+memory, no local memory (the register tile stays in registers), and, where ``ptxas``
+is installed, no spills.
 """
 
 from __future__ import annotations
 
 import copy
+import importlib.util
 import os
 import pickle
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -27,25 +36,9 @@ from axhw.emulator.kernels import KERNELS, find_low_rank, lut_matmul, prepare_ta
 from axhw.emulator.kernels import lowrank as lowrank_module
 from axhw.emulator.kernels.lowrank import exact_integer_bmm
 from axhw.emulator.kernels.reference import lut_matmul as reference
+from axhw.testing import operand_truncation, truncated_partial_products
 
 VALUES = np.arange(-128, 128, dtype=np.int64)
-
-
-def truncated_columns(columns: int) -> np.ndarray:
-    """Sign-magnitude product without the partial-product bits of weight < 2**columns (error rank = columns)."""
-    mag = np.abs(VALUES)
-    out = np.zeros((256, 256), np.int64)
-    for i in range(8):
-        for j in range(8):
-            if i + j >= columns:
-                out += np.outer((mag >> i) & 1, (mag >> j) & 1) << (i + j)
-    return (np.outer(np.sign(VALUES), np.sign(VALUES)) * out).astype(np.int32)
-
-
-def operand_truncation(bits: int) -> np.ndarray:
-    """Both operands' low ``bits`` magnitude bits dropped: separable, rank 1."""
-    f = np.sign(VALUES) * ((np.abs(VALUES) >> bits) << bits)
-    return np.outer(f, f).astype(np.int32)
 
 
 def make_tables() -> dict[str, np.ndarray]:
@@ -53,7 +46,7 @@ def make_tables() -> dict[str, np.ndarray]:
     low_u, low_v = rng.integers(-9, 10, (256, 3)), rng.integers(-9, 10, (256, 3))
     return {
         "exact": np.outer(VALUES, VALUES).astype(np.int32),
-        "truncated": truncated_columns(3),
+        "truncated": truncated_partial_products(3),
         "random": rng.integers(-(2**14), 2**14, (256, 256)).astype(np.int32),
         "lowrank": (np.outer(VALUES, VALUES) + low_u @ low_v.T).astype(np.int32),
         "separable": operand_truncation(2),  # low-rank factors up to 128: not int8
@@ -97,14 +90,17 @@ def check_kernel(name: str, shapes: list[tuple[int, int, int, int]], tables: dic
 
 
 SHAPES = [(1, 1, 1, 1), (1, 7, 33, 5), (3, 19, 70, 37), (1, 130, 40, 131)]
-SIM_SHAPES = [(2, 5, 35, 9)]  # the simulator runs every thread in Python: keep it tiny
+SIM_SHAPES = [(2, 5, 35, 9)]  # the simulator runs every thread in Python: keep it small
+# Two 64-row tiles, two 128-column tiles and three 32-deep slices, each one ragged.
+SIM_MULTI_TILE_SHAPES = [(1, 70, 70, 133)]
 
 
-def _simulate(name: str) -> None:
+def _simulate(name: str, which: str = "single") -> None:
     """Run ``check_kernel`` under the CUDA simulator in a fresh process."""
     env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1"}
-    proc = subprocess.run([sys.executable, __file__, "--simulate", name], env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([sys.executable, __file__, "--simulate", name, which], env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "cases passed" in proc.stdout and not proc.stdout.startswith("0 "), proc.stdout
 
 
 @pytest.mark.parametrize("name", sorted(KERNELS))
@@ -113,6 +109,127 @@ def test_kernel_matches_reference(name: str) -> None:
         _simulate(name)
         return
     assert check_kernel(name, SHAPES, make_tables()) > 0
+
+
+@pytest.mark.slow
+def test_cuda_kernel_over_several_ragged_tiles() -> None:
+    """Tiles, slices and the persistent block loop: M, N and K each past a tile edge."""
+    if KERNELS["numba_cuda"].is_available():
+        assert check_kernel("numba_cuda", SIM_MULTI_TILE_SHAPES + [(2, 300, 200, 260)], make_tables()) > 0
+    else:
+        _simulate("numba_cuda", "multi")
+
+
+# ---------------------------------------------------------------------------- CUDA launch budget, no GPU needed
+
+CUDA_ARCHS = [(8, 0), (9, 0)]
+REGISTERS_PER_SM = 65536
+STATIC_SHARED_LIMIT = 48 * 1024  # a kernel's static shared memory (above it: dynamic, opted in)
+SHARED_PER_BLOCK = {(8, 0): 163 * 1024, (9, 0): 227 * 1024}  # A100, H100/H200 opt-in maximum
+
+
+def _cuda_launches() -> dict[str, Any]:
+    """Every CUDA kernel that is launched: the emulator's and the GPU benchmark's baselines."""
+    from axhw.emulator.kernels.numba_cuda import LAUNCHES
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "kernels.py"
+    spec = importlib.util.spec_from_file_location("axhw_bench_kernels", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return {**{f"numba_cuda.{k}": v for k, v in LAUNCHES.items()}, **{f"benchmark.{k}": v for k, v in module.BASELINE_LAUNCHES.items()}}
+
+
+def _ptxas() -> str | None:
+    """A ``ptxas`` binary: on PATH, in the CUDA toolkit, or the one Triton (a torch dependency) ships."""
+    found = shutil.which("ptxas") or next((str(p) for p in Path("/usr/local").glob("cuda*/bin/ptxas")), None)
+    if found is None:
+        triton = importlib.util.find_spec("triton")
+        if triton is not None and triton.origin:
+            candidate = Path(triton.origin).parent / "backends" / "nvidia" / "bin" / "ptxas"
+            found = str(candidate) if candidate.exists() else None
+    return found
+
+
+_PTX: dict[tuple[Any, ...], str] = {}
+
+
+def _compile_ptx(py_func: Any, signature: tuple[Any, ...], cc: tuple[int, int]) -> str:
+    from numba import cuda
+
+    from numba.cuda.cudadrv.error import NvvmSupportError
+
+    key = (py_func, signature, cc)
+    if key not in _PTX:
+        try:
+            _PTX[key] = cuda.compile_ptx(py_func, signature, cc=cc)[0]
+        except NvvmSupportError as exc:  # a set-up problem, not a kernel problem: say which
+            pytest.fail(f"compiling CUDA kernels to PTX needs the CUDA toolkit's NVVM (libnvvm; e.g. /usr/local/cuda or pip cuda-toolkit[nvvm]): {exc}")
+    return _PTX[key]
+
+
+def launch_budget_problems(spec: Any, cc: tuple[int, int], ptxas: str | None = None, strict: bool = True) -> list[str]:
+    """Why a kernel could not be launched as ``spec`` says on a device of compute capability ``cc`` (empty: it can).
+
+    Compiles ``spec.kernel.py_func`` to PTX with ``numba.cuda.compile_ptx`` (no GPU needed;
+    compile errors, e.g. a non-constant array shape, raise), then checks the block's
+    registers, the static and total shared memory, local memory in the PTX, and, with
+    ``ptxas``, the registers and spills of the real machine code.  ``strict=False`` (the
+    benchmark's baselines, kept as they were measured) skips the local-memory and spill
+    checks, which are about speed, not about launching.
+    """
+    ptx = _compile_ptx(spec.kernel.py_func, spec.signature, cc)
+    problems = []
+    declared = spec.kernel.targetoptions.get("max_registers") or 255
+    if declared != spec.max_registers:
+        problems.append(f"compiled with max_registers={declared}, launch spec says {spec.max_registers}")
+    if spec.threads * declared > REGISTERS_PER_SM:
+        problems.append(f"{spec.threads} threads x {declared} registers > {REGISTERS_PER_SM}: CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES")
+    static = sum(int(size) for size in re.findall(r"\.shared\s+\.align\s+\d+\s+\.b8\s+\w+\[(\d+)\]", ptx))
+    if static > STATIC_SHARED_LIMIT:
+        problems.append(f"{static} B of static shared memory > {STATIC_SHARED_LIMIT}")
+    if static + spec.dynamic_shared_bytes > SHARED_PER_BLOCK[cc]:
+        problems.append(f"{static} + {spec.dynamic_shared_bytes} B of shared memory > {SHARED_PER_BLOCK[cc]} on sm_{cc[0]}{cc[1]}")
+    if strict and re.search(r"\.local\b", ptx):
+        problems.append("local memory in the PTX: a register tile or index array is not in registers")
+    if ptxas is not None:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            source = Path(tmp) / "kernel.ptx"
+            source.write_text(ptx)
+            arch = f"sm_{cc[0]}{cc[1]}"
+            proc = subprocess.run([ptxas, f"-arch={arch}", "-v", f"--maxrregcount={declared}", str(source), "-o", str(Path(tmp) / "kernel.cubin")], capture_output=True, text=True)
+        report = proc.stdout + proc.stderr
+        if proc.returncode:
+            problems.append(f"ptxas failed for {arch}: {report[-500:]}")
+        used = re.search(r"Used (\d+) registers", report)
+        if used is None or int(used.group(1)) > declared:
+            problems.append(f"ptxas register use not within {declared}: {report[-300:]}")
+        spills = [int(x) for x in re.findall(r"(\d+) bytes spill", report)]
+        if strict and any(spills):
+            problems.append(f"register spills on {arch}: {spills}")
+    return problems
+
+
+@pytest.mark.parametrize("cc", CUDA_ARCHS, ids=lambda cc: f"sm_{cc[0]}{cc[1]}")
+def test_cuda_kernels_compile_within_launch_budget(cc: tuple[int, int]) -> None:
+    """Every CUDA kernel compiles for the architecture and fits a multiprocessor as it is launched."""
+    ptxas = _ptxas()
+    launches = _cuda_launches()
+    assert "numba_cuda.lut_bmm" in launches and len(launches) >= 3
+    problems = {name: launch_budget_problems(spec, cc, ptxas, strict=name.startswith("numba_cuda.")) for name, spec in launches.items()}
+    assert not any(problems.values()), problems
+
+
+def test_launch_budget_check_rejects_oversized_blocks() -> None:
+    """The budget check itself fails a block that could not launch (the previous kernel's 512 x 255)."""
+    from axhw.emulator.kernels.numba_cuda import LAUNCHES
+
+    spec = LAUNCHES["lut_bmm"]
+    too_big = type(spec)(spec.kernel, spec.signature, 512, spec.max_registers, spec.dynamic_shared_bytes)
+    assert any("CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES" in p for p in launch_budget_problems(too_big, (9, 0)))
+    too_much_shared = type(spec)(spec.kernel, spec.signature, spec.threads, spec.max_registers, 200 * 1024)
+    assert any("shared memory" in p for p in launch_budget_problems(too_much_shared, (8, 0)))
 
 
 def test_reference_is_the_definition() -> None:
@@ -206,7 +323,7 @@ def test_prepare_table_is_cached_and_read_only() -> None:
 
 @pytest.mark.parametrize("columns", [1, 2, 3, 4])
 def test_lowrank_finds_truncation_rank(columns: int) -> None:
-    lut = truncated_columns(columns)
+    lut = truncated_partial_products(columns)
     form = find_low_rank(lut)
     assert form is not None and form.exact_term and form.rank == columns and form.terms == columns + 1
     np.testing.assert_array_equal(form.reconstruct(), lut)
@@ -227,7 +344,7 @@ def test_lowrank_forms() -> None:
     assert planted is not None and planted.exact_term and planted.rank == 3
     np.testing.assert_array_equal(planted.reconstruct(), tables["lowrank"])
     assert find_low_rank(tables["random"]) is None
-    assert find_low_rank(truncated_columns(5), max_rank=4) is None
+    assert find_low_rank(truncated_partial_products(5), max_rank=4) is None
     lowrank = KERNELS["lowrank"]
     assert lowrank.supports(prepare_table(tables["exact"])) and not lowrank.supports(prepare_table(tables["random"]))
 
@@ -260,6 +377,9 @@ def test_exact_integer_bmm_chunks_beyond_float32() -> None:
 if __name__ == "__main__":  # simulator entry point, see _simulate
     if sys.argv[1:2] == ["--simulate"]:
         assert os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
-        tables = {k: v for k, v in make_tables().items() if k in ("random", "unsigned", "wide")}
-        print(check_kernel(sys.argv[2], SIM_SHAPES, tables), "cases passed")
+        if sys.argv[3:4] == ["multi"]:  # one table: the simulator takes ~25 s per multi-tile case
+            print(check_kernel(sys.argv[2], SIM_MULTI_TILE_SHAPES, {"random": make_tables()["random"]}), "cases passed")
+        else:
+            tables = {k: v for k, v in make_tables().items() if k in ("random", "unsigned", "wide")}
+            print(check_kernel(sys.argv[2], SIM_SHAPES, tables), "cases passed")
     sys.exit(0)

@@ -79,7 +79,48 @@ def test_metrics_formulas_on_a_known_error():
     nonzero = np.count_nonzero(exact_lut())
     assert m.mre == pytest.approx((4 / 6) / nonzero)
     assert m.wre == pytest.approx(4 / 6)
-    assert m.wce_percent == pytest.approx(100 * 4 / 2**14)
+    assert m.wce_percent == pytest.approx(100 * 4 / 2**16)  # EvoApproxLib's base: the 2^16 output range
+    assert m.relative_bias == pytest.approx((4 / 6) / nonzero)
+    assert m.mae_reachable == pytest.approx(6 / 255**2) and m.wce_reachable == 4
+    assert m.zero_preserving is False and m.unsigned is None
+    assert error_metrics(exact_lut()).zero_preserving is True
+
+
+def test_reachable_domain_leaves_out_minus_128():
+    lut = exact_lut().copy()
+    lut[0, :] += 100  # a = -128 only
+    m = error_metrics(lut)
+    assert m.wce == 100 and m.wce_reachable == 0 and m.mae_reachable == 0
+
+
+def test_relative_bias_exposes_a_scaling_error_that_bias_hides():
+    values = np.arange(-128, 128)
+    exact = np.multiply.outer(values, values)
+    scaled = np.trunc(exact * 0.9).astype(np.int32)  # magnitudes 10 % short, symmetric in sign
+    m = error_metrics(scaled)
+    assert abs(m.bias) < 1e-3 * m.mae  # plain bias: about 0
+    assert m.relative_bias == pytest.approx(-0.1, abs=2e-3)
+
+
+def test_unsigned_domain_metrics():
+    unsigned = exact_lut(signed=False).copy()
+    unsigned[255, 255] -= 1000  # outside the magnitudes sign-magnitude use (0..128)
+    m = error_metrics(library.sign_magnitude(unsigned), unsigned_table=unsigned)
+    assert m.wce == 0
+    assert m.unsigned.wce == 1000 and m.unsigned.mae == pytest.approx(1000 / 65536)
+    assert m.unsigned.mae_percent == pytest.approx(100 * 1000 / 65536 / 65536)
+
+
+def test_schema_1_metrics_migrate():
+    from axhw.records import ErrorMetrics
+
+    old = {"schema": 1, "mae": 4.0, "mse": 20.0, "wce": 64.0, "mre": 0.1, "error_rate": 0.5, "bias": 0.0,
+           "std": 1.0, "wre": 1.0, "mae_percent": 100 * 4 / 2**14, "wce_percent": 100 * 64 / 2**14, "histogram": {}}
+    m = ErrorMetrics.from_json(old)
+    assert m.mae_percent == pytest.approx(100 * 4 / 2**16) and m.wce_percent == pytest.approx(100 * 64 / 2**16)
+    assert m.zero_preserving is None and m.mae_reachable is None
+    again = ErrorMetrics.from_json(error_metrics(exact_lut(), unsigned_table=exact_lut(signed=False)).to_json())
+    assert again.unsigned.mae == 0 and again.zero_preserving is True
 
 
 def test_sign_magnitude_handles_minus_128():
@@ -107,14 +148,14 @@ def test_c_models_are_swept_and_loaded(entries):
 def test_c_model_errors(db, c_file, tmp_path):
     with pytest.raises(ConfigError, match="no definition of function 'mul8u_nope'.*mul8s_floor16, mul8u_exact"):
         library.add(c_file, function="mul8u_nope")
-    with pytest.raises(ConfigError, match="needs the function"):
+    with pytest.raises(ConfigError, match="needs the function.*mul8s_floor16, mul8u_exact"):
         library.add(c_file)
     with pytest.raises(ConfigError, match="parameters only apply to Verilog designs"):
         library.add(c_file, function="mul8u_exact", parameters={"K": 1})
-    wide = tmp_path / "wide.c"
-    wide.write_text("#include <stdint.h>\nint32_t mul16(int16_t a, int16_t b) { return a * b; }\n")
-    with pytest.raises(ConfigError, match=r"wide.c:2: only 8-bit operands are supported"):
-        library.add(wide, function="mul16")
+    three = tmp_path / "three.c"
+    three.write_text("#include <stdint.h>\nint32_t mul3(int8_t a, int8_t b, int c) { return a * b; }\n")
+    with pytest.raises(ConfigError, match=r"three.c:2: mul3 must take two integer operands"):
+        library.add(three, function="mul3")
     broken = tmp_path / "broken.c"
     broken.write_text("#include <stdint.h>\nuint16_t m(uint8_t a, uint8_t b) {\n  return a * b\n}\n")
     with pytest.raises(CharacterizationError, match=r"broken.c:\d+.*error"):
@@ -158,6 +199,9 @@ def test_wrong_shape_with_matching_hash_is_rejected(entries):
     record = json.loads((folder / "record.json").read_text())
     record["lut"]["sha256"] = sha256_file(folder / "lut.npy")
     (folder / "record.json").write_text(json.dumps(record))
+    # A writer that got everything consistent but the shape: the digest matches, the shape check does not.
+    digest = {"schema": 1, "files": {f: sha256_file(folder / f) for f in ("record.json", "lut.npy")}}
+    (folder / "digest.json").write_text(json.dumps(digest))
     with pytest.raises(DatabaseError, match=r"shape \(255, 256\).*expected \(256, 256\) int32"):
         library.load("floor16")
 
@@ -166,7 +210,7 @@ def test_wrong_shape_with_matching_hash_is_rejected(entries):
 def test_corrupt_record_json_names_line(entries):
     record = entries / "floor16" / "record.json"
     record.write_text(record.read_text()[:200])
-    with pytest.raises(DatabaseError, match=r"record.json:\d+: corrupt record"):
+    with pytest.raises(DatabaseError, match=r"record.json: corrupt record \(its sha256 differs from digest.json"):
         library.load("floor16")
 
 
@@ -195,18 +239,32 @@ def test_name_clash_and_bad_names(entries, tmp_path):
 
 @needs_cc
 def test_hw_costs_come_from_hw_json(entries):
-    record = json.loads((entries / "floor16" / "record.json").read_text())
     cost = HardwareCost(area_um2=100.0, cell_count=10, delay_ns=1.5, power_mw=0.5, energy_pj=5.0, clock_ns=10.0,
                         liberty="osu018", liberty_sha256="x")
-    hw = {"schema": 1, "rtl_sha256": record["rtl_sha256"], "costs": [cost.to_json()]}
-    (entries / "floor16" / "hw.json").write_text(json.dumps(hw))
+
+    def hw_json(key):
+        return json.dumps({"schema": 2, "key": key, "costs": [{**cost.to_json(), "flow": key["flow"]}]}).encode()
+
+    library.update_hw_file("floor16", lambda old, key: hw_json(key))
     assert library.load("floor16").hw == cost
     table = library.list_table()
-    assert "area_um2" in table and "power_saving%" in table
-    hw["rtl_sha256"] = "0" * 64
-    (entries / "floor16" / "hw.json").write_text(json.dumps(hw))
+    assert "area_um2" in table and "saving_vs_" in table and "vs_exact%" in table
+    # A cost computed for other parameters (or another flow) is refused by the writer and every reader.
+    _, key = library.read_hw_file("floor16")
+    with pytest.raises(DatabaseError, match="refusing.*stale.*parameters"):
+        library.update_hw_file("floor16", lambda old, k: hw_json({**k, "parameters": {"K": 7}}))
+    from axhw import entries as entries_mod
+
+    folder = entries / "floor16"
+    with entries_mod.write_lock(folder.parent):
+        files = entries_mod.read_files(folder)
+        entries_mod.commit(folder.parent, "floor16", {**files, "hw.json": hw_json({**key, "flow": key["flow"] + 1})})
     assert library.load("floor16").hw is None
-    assert "another version of the RTL" in library.show("floor16")
+    assert "stale (flow changed" in library.show("floor16")
+    # Written by hand, outside the digest: the whole entry is corrupt, never loaded.
+    (folder / "hw.json").write_bytes(hw_json(key))
+    with pytest.raises(DatabaseError, match="hw.json: corrupt hardware cost"):
+        library.load("floor16")
 
 
 @needs_cc

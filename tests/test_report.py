@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import re
@@ -14,8 +13,8 @@ import numpy as np
 import pytest
 
 from axhw.errors import AxhwError, ConfigError, DataError
-from axhw.io import atomic_write_json, sha256_bytes, sha256_file
-from axhw.records import HardwareCost
+from axhw.io import sha256_bytes, sha256_file
+from axhw.records import HardwareCost, OpInfo
 from axhw.report import load_result, write_report
 from axhw.report.content import gather
 from axhw.search.result import Evaluation, SearchResult
@@ -24,15 +23,6 @@ SECTIONS = ("Summary", "Per-layer assignment", "Search", "Hardware hand-off", "R
 
 
 # --------------------------------------------------------------------------- a small real database
-
-@dataclasses.dataclass(frozen=True)
-class _Op:
-    """Stand-in for axhw.emulator.OpInfo (same fields) so the fixture needs no emulator."""
-
-    name: str
-    kind: str
-    macs_per_image: int
-
 
 #: Test designs: name -> (energy_pj, area_um2, delay_ns, low product bits forced to zero).  The
 #: designs are characterized for real; their hardware costs are test values, not synthesis results.
@@ -44,7 +34,7 @@ _DESIGNS = {
 
 
 def _liberty_sha() -> str:
-    from axhw.doctor import find_liberty
+    from axhw.hw.liberty import find_liberty
 
     path = find_liberty("osu018")
     return sha256_file(path) if path is not None else "0" * 64
@@ -55,7 +45,14 @@ def _write_costs(db: Path, name: str, rtl_sha256: str, liberty_sha256: str) -> N
     energy, area, delay, _ = _DESIGNS[name]
     cost = HardwareCost(area_um2=area, cell_count=100, delay_ns=delay, power_mw=energy / 10.0, energy_pj=energy,
                         clock_ns=10.0, liberty="osu018", liberty_sha256=liberty_sha256, tools={"yosys": "test"})
-    atomic_write_json(db / name / "hw.json", {"schema": 1, "rtl_sha256": rtl_sha256, "costs": [cost.to_json()]})
+    from axhw import library
+    from axhw.records import HW_FLOW_VERSION
+
+    def hw_json(old, key):
+        assert key["rtl_sha256"] == rtl_sha256
+        return json.dumps({"schema": 2, "key": key, "costs": [{**cost.to_json(), "flow": HW_FLOW_VERSION}]}).encode()
+
+    library.update_hw_file(name, hw_json)
 
 
 def _use(monkeypatch, root: Path) -> None:
@@ -100,14 +97,6 @@ def designs(built_database) -> list[str]:
     return list(built_database[1])
 
 
-def _op_cls():
-    try:
-        from axhw.emulator import OpInfo
-    except ImportError:
-        return _Op
-    return OpInfo
-
-
 def _power(ops, config, energies) -> float:
     num = sum(op.macs_per_image * energies[config[op.name]] for op in ops)
     return num / sum(op.macs_per_image * energies["exact"] for op in ops)
@@ -116,7 +105,7 @@ def _power(ops, config, energies) -> float:
 @pytest.fixture()
 def result(database, designs) -> SearchResult:
     """A hand-built search result over four ops (every op kind) and the three designs."""
-    op = _op_cls()
+    op = OpInfo
     ops = [op("patch_embed.proj", "conv", 12_288), op("blocks.0.attn.qkv", "linear", 36_864),
            op("blocks.0.attn.qk", "qk", 4_096), op("blocks.0.attn.av", "av", 4_096)]
     from axhw import library
@@ -286,13 +275,8 @@ def test_malformed_retrained_is_a_config_error(result, tmp_path):
 
 
 def test_result_round_trip_and_cli(result, tmp_path, capsys):
-    import axhw.emulator
-
-    if not hasattr(axhw.emulator, "OpInfo"):
-        pytest.skip("SearchResult.load needs axhw.emulator.OpInfo (not there yet)")
     from axhw.cli import main
 
-    result.ops = [_op_cls()(op.name, op.kind, op.macs_per_image) for op in result.ops]
     path = result.save(tmp_path / "result.json")
     assert load_result(path).history == result.history
     assert main(["report", str(path), "-o", str(tmp_path / "rep"), "--retrained-accuracy", "0.949"]) == 0
@@ -327,13 +311,17 @@ def test_errors_are_axhw_errors():
 
 
 def test_liberty_changed_since_synthesis_is_flagged(result, database, designs, tmp_path):
-    for name in designs:
-        path = database / "db" / name / "hw.json"
-        data = json.loads(path.read_text())
+    from axhw import library
+
+    def relabel(old, key):
+        data = json.loads(old)
         for cost in data["costs"]:
             cost["liberty_sha256"] = "1" * 64
-        path.write_text(json.dumps(data))
-    from axhw.doctor import find_liberty
+        return json.dumps(data).encode()
+
+    for name in designs:
+        library.update_hw_file(name, relabel)
+    from axhw.hw.liberty import find_liberty
 
     if find_liberty("osu018") is None:
         pytest.skip("osu018 Liberty file not installed")
@@ -362,7 +350,7 @@ def test_report_from_real_search(database, designs, tmp_path, depth):
         result = run(model, "digits", candidates=designs[1:2] if depth else designs[1:], max_accuracy_drop=2.0, budget=len(approximable),
                      method="mcts",
                      seed=0, executor="serial", eval_size=32, calib_size=16, cache_dir=False, progress=False,
-                     model_name="default")
+                     model_name="default", power="uniform")  # the test database's costs are test values
     path = result.save(tmp_path / "result.json")
     paths = write_report(load_result(path), tmp_path / "rep", command="pytest")
     check_report(paths.out_dir, result)
@@ -383,3 +371,28 @@ def test_unrecorded_operand_aware_energies_are_noted(result, tmp_path):
     content = gather(result)
     assert content.flags == []
     assert any("operand-aware (per-op) energies that the result does not record" in n for n in content.notes)
+
+
+def test_workload_energies_are_shown_beside_the_uniform_ones(result, tmp_path):
+    from axhw import library
+
+    uniform = {n: library.load(n).hw.energy_pj for n in result.candidates}
+    # per-op workload energies: a different fraction of the uniform figure per op
+    scale = {op.name: 0.3 + 0.1 * i for i, op in enumerate(result.ops)}
+    result.settings.update(power="operands", power_reference="exact",
+                           energy_pj={op.name: {n: e * scale[op.name] for n, e in uniform.items()} for op in result.ops})
+    content = gather(result)
+    assert content.workload_power and content.reference == "exact"
+    for row in content.rows:
+        assert row.uniform_energy_pj == pytest.approx(uniform[row.multiplier])
+        assert row.energy_pj == pytest.approx(uniform[row.multiplier] * scale[row.name])
+        assert row.reference_energy_pj == pytest.approx(uniform["exact"] * scale[row.name])
+    out = write_report(result, tmp_path / "rep")
+    md = out.markdown.read_text(encoding="utf-8")
+    layers = _section(md, "Per-layer assignment")
+    assert "pJ / mult. (uniform)" in layers and "pJ / mult. (workload)" in layers and "saving vs exact" in layers
+    assert "weight-stationary" in layers and "weight-stationary" in _section(md, "Summary")
+    row = _first_table_rows(layers)[0]
+    name = result.ops[0].name
+    mult = result.best().config[name]
+    assert f"{uniform[mult]:.4g}" in row and f"{uniform[mult] * scale[name]:.4g}" in row

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 
 import numpy as np
@@ -19,18 +18,10 @@ from axhw.emulator.gradients import (
     lut_backward_reference,
 )
 from axhw.errors import ConfigError
-
-# the module, not the function ``axhw.emulator.layers`` that the package re-exports
-ax_layers = importlib.import_module("axhw.emulator.layers")
+from axhw.emulator import layers as ax_layers
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny shapes gain nothing from threads, and spinning threads stall on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 OPS = np.arange(-128, 128)
 EXACT = np.outer(OPS, OPS).astype(np.int32)

@@ -26,18 +26,10 @@ def test_cli_search_help_lists_methods(capsys):
 
 def _costed_candidate():
     from axhw import library
-    from axhw.errors import DatabaseError
 
-    names = []
-    for name in library.names():
-        try:
-            m = library.load(name)
-        except DatabaseError:
-            continue
-        if name != "exact" and m.hw is not None and m.metrics.mae > 0:
-            names.append((m.metrics.mae, name))
-    if not names:
-        pytest.skip("no approximate multiplier with a hardware-cost record in the database yet")
+    names = [(m.metrics.mae, m.name) for m in library.load_all()
+             if m.name != "exact" and m.hw is not None and m.metrics.mae > 0]
+    assert names, "no approximate multiplier with a hardware-cost record: run `axhw characterize --hw --all`"
     return min(names)[1]
 
 
@@ -48,13 +40,16 @@ def test_cli_search_real_default_and_resume(tmp_path, monkeypatch, capsys):
     out = tmp_path / "r.json"
     ckpt = tmp_path / "ckpt.json"
     argv = ["search", "--candidates", name, "--budget", "25", "--eval-size", "64", "--calib-size", "32",
-            "--checkpoint", str(ckpt), "-o", str(out), "--quiet", "--no-cache"]
+            "--checkpoint", str(ckpt), "-o", str(out), "--quiet", "--no-cache", "--power", "uniform"]
     assert main(argv) == 0
     assert "result written to" in capsys.readouterr().out
     from axhw.search import SearchResult
 
     result = SearchResult.load(out)
-    assert len(result.ops) == 25 and result.candidates == ["exact", name]
+    from axhw.hw import best_exact
+
+    assert len(result.ops) == 25 and result.candidates == [best_exact().name, name]
+    assert result.settings["power_reference"] == best_exact().name
     assert 1 <= len(result.history) - 1 <= 25
     assert set(result.sensitivity) == {op.name for op in result.ops}
     # resuming a finished search re-evaluates nothing

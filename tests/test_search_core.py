@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import json
 
 import numpy as np
@@ -127,6 +129,8 @@ def test_from_library_reports_missing_cost(monkeypatch):
         name = "nocost"
         hw = None
         costs = ()
+        metrics = SimpleNamespace(error_rate=0.0, mae=0.0)
+        ports = SimpleNamespace(a_width=8, b_width=8)
 
     with pytest.raises(DatabaseError, match="axhw characterize --hw nocost"):
         space_mod.hardware_cost(NoCost())

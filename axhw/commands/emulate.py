@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
-from ..errors import ConfigError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     which.add_argument("--config", type=Path, default=None, help="JSON file mapping layer-name globs to multiplier names (or 'exact'/'fp32')")
     which.add_argument("--multiplier", default=None, help="one multiplier for every layer but the head (default: exact)")
     parser.add_argument("--data", default="digits", help="'digits' or 'imagefolder:PATH' (default: digits)")
-    parser.add_argument("--device", default=None, choices=["cpu", "cuda"], help="where to run (default: cpu)")
+    parser.add_argument("--device", default=None, help="where to run: cpu, cuda or cuda:N (default: cpu)")
     parser.add_argument("--calib-batches", type=int, default=4, help="calibration batches of 32 images (default: 4)")
     parser.add_argument("--calibrator", default="percentile", choices=["max", "percentile", "mse", "entropy"], help="activation calibrator (default: percentile)")
     parser.add_argument("--backend", default="auto", help="kernel backend: auto, reference, numba_cpu, numba_cuda, lowrank (default: auto)")
@@ -36,28 +34,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=_run)
 
 
-def _read_config(path: Path) -> dict[str, str]:
-    try:
-        config = json.loads(path.read_text())
-    except OSError as exc:
-        raise ConfigError(f"cannot read config {str(path)!r}: {exc.strerror}") from exc
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"config {str(path)!r} is not valid JSON: {exc}") from exc
-    if not isinstance(config, dict):
-        raise ConfigError(f"config {str(path)!r} must be a JSON object mapping layer globs to multiplier names")
-    return config
-
-
 def _run(args: argparse.Namespace) -> int:
     from .. import data, models
-    from ..emulator import compare_accuracy, model_input_size
+    from ..emulator import compare_accuracy, load_config, model_input_size, resolve_device
 
-    if args.device == "cuda":
-        import torch
-
-        if not torch.cuda.is_available():
-            raise ConfigError("--device cuda: no usable CUDA GPU here; run with --device cpu")
-    config = _read_config(args.config) if args.config else {"*": args.multiplier or "exact"}
+    resolve_device(args.device)  # before loading anything: a missing GPU is a one-line error
+    config = load_config(args.config) if args.config else {"*": args.multiplier or "exact"}
     model = models.load_model(args.model, checkpoint=args.checkpoint, num_classes=args.num_classes or data.num_classes(args.data),
                               class_names=models.data_class_names(args.data))
     channels, _, side = model_input_size(model)

@@ -47,6 +47,11 @@ def _retrained(args: argparse.Namespace) -> dict | None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.out.exists() and not args.out.is_dir():
+        raise ConfigError(f"-o {args.out} is a file; the report is a folder (report.md, report.html, ...): "
+                          "give a folder name")
+    if not args.result.is_file():
+        raise ConfigError(f"{args.result}: no such search result file")
     from ..report import load_result, write_report
 
     argv = ["axhw", "report", str(args.result), "-o", str(args.out)]

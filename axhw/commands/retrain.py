@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from ..errors import ConfigError
@@ -41,22 +40,38 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=_run)
 
 
-def _load_config(path: Path) -> dict[str, str]:
-    try:
-        config = json.loads(path.read_text())
-    except FileNotFoundError as exc:
-        raise ConfigError(f"config file {str(path)!r} does not exist") from exc
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"config file {str(path)!r} is not valid JSON: {exc}") from exc
-    if not isinstance(config, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in config.items()):
-        raise ConfigError(f"config file {str(path)!r} must hold a JSON object of layer glob -> multiplier name")
-    return config
+def _check_args(args: argparse.Namespace, config: dict[str, str]) -> None:
+    """Refuse bad numbers, paths and multiplier names before any model is built or evaluated."""
+    import math
+
+    from .. import library
+    from ..data import parse_spec
+
+    if args.steps is None and args.epochs < 1:
+        raise ConfigError(f"--epochs must be at least 1, got {args.epochs} (or give --steps)")
+    if args.steps is not None and args.steps < 1:
+        raise ConfigError(f"--steps must be at least 1, got {args.steps}")
+    if not (math.isfinite(args.lr) and args.lr > 0):
+        raise ConfigError(f"--lr must be a positive learning rate, got {args.lr}")
+    for flag, value in (("--batch-size", args.batch_size), ("--calib-batches", args.calib_batches),
+                        ("--eval-size", args.eval_size)):
+        if value is not None and value < 1:
+            raise ConfigError(f"{flag} must be at least 1, got {value}")
+    if args.weights is not None and not args.weights.is_file():
+        raise ConfigError(f"--weights {args.weights}: no such file")
+    if args.out.exists() and not args.out.is_dir():
+        raise ConfigError(f"-o {args.out} is a file; give a folder for the checkpoints and summaries")
+    parse_spec(args.data)
+    for name in sorted(set(config.values()) - {"exact", "fp32"}):
+        library.load(name)  # an unknown, corrupt or stale multiplier fails here, listing the known ones
 
 
 def _run(args: argparse.Namespace) -> int:
+    from ..emulator import load_config
     from ..emulator.retrain import retrain_config
 
-    config = {"*": args.multiplier} if args.multiplier else _load_config(args.config)
+    config = {"*": args.multiplier} if args.multiplier else load_config(args.config)
+    _check_args(args, config)
     grads = ("ste", "lut") if args.grad == "both" else (args.grad,)
     report = retrain_config(
         config, model=args.model, checkpoint=args.weights, data=args.data, grads=grads, epochs=args.epochs,

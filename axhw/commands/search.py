@@ -8,6 +8,8 @@ import sys
 import warnings
 from pathlib import Path
 
+from ..records import DEFAULT_LIBERTY
+
 
 def _csv(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
@@ -46,9 +48,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--eval-split", default="test", help="held-out split for true evaluations (default test)")
     parser.add_argument("--eval-size", type=int, default=None, help="first N images of that split (default all)")
     parser.add_argument("--calib-size", type=int, default=128, help="calibration images (default 128)")
-    parser.add_argument("--liberty", default="osu018", help="cell library of the hardware costs")
-    parser.add_argument("--power", choices=("uniform", "operands"), default="uniform",
-                        help="energy per op: uniform operands, or each op's real operands (synthesizes per op)")
+    parser.add_argument("--liberty", default=DEFAULT_LIBERTY, help="cell library of the hardware costs")
+    parser.add_argument("--power", choices=("uniform", "operands"), default="operands",
+                        help="energy per op: each op's own operand stream in weight-stationary order (default; "
+                             "costed per op and multiplier, cached), or uniform operands")
     parser.add_argument("--backend", default="auto", help="emulator kernel backend (default auto)")
     parser.add_argument("--no-cache", action="store_true", help="do not use the on-disk evaluation cache")
     parser.add_argument("-o", "--out", type=Path, default=Path("search_result.json"), help="result JSON path")
@@ -122,7 +125,8 @@ def _run(args: argparse.Namespace) -> int:
         ("accuracy fp32 / int8", f"{100 * result.fp32_accuracy:.2f}% / {100 * result.int8_accuracy:.2f}%"),
         ("method, seed", f"{result.method}, {result.seed}"),
         ("true evaluations", f"{len(result.history) - 1} (+{result.settings['sensitivity_evaluations']} sensitivity)"),
-        ("best power", f"{100 * best.power_rel:.1f}% of all-exact (saving {100 * best.power_saving:.1f}%)"),
+        ("best power", f"{100 * best.power_rel:.1f}% of all-{result.candidates[0]}, the cheapest exact design "
+                       f"(saving {100 * best.power_saving:.1f}%; {result.settings.get('power_model', 'uniform operands')})"),
         ("its accuracy drop", f"{result.accuracy_drop(best):.2f} points (limit {result.max_accuracy_drop:g})"),
         ("Pareto front", f"{len(result.pareto())} configurations"),
     ]

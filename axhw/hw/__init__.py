@@ -10,14 +10,16 @@ emulator's table ``sign(a·b)·M(|a|, |b|)`` stands for.
 
     >>> from axhw import hw
     >>> hw.cost("exact").area_um2                     # uniform int8 operands, osu018
-    >>> hw.cost("exact", operands=pairs, stream="blocks.0.attn.qkv")   # a layer's real operands
+    >>> hw.workload_cost("exact", pairs, stream="blocks.0.attn.qkv")  # a layer's stream, datapath order
+    >>> hw.best_exact().name                          # the reference of every saving
     >>> hw.characterize_many(jobs=2)                  # every database entry, cached in hw.json
 """
 
 from .cache import load_costs
 from .design import Design, as_design, signed_wrapper, wrapper_source
 from .equivalence import EquivalenceError, check_equivalence
-from .flow import STEPS, FlowResult, characterize_many, cost, format_table, run_flow
+from .baseline import Baseline, best_exact
+from .flow import STEPS, FlowResult, characterize_many, cost, format_table, run_flow, workload_cost
 from .liberty import Liberty, cell_models, resolve_liberty
 from .power import (
     DEFAULT_PAIRS,
@@ -34,6 +36,9 @@ from .timing import TimingResult, critical_path
 
 __all__ = [
     "cost",
+    "workload_cost",
+    "best_exact",
+    "Baseline",
     "characterize_many",
     "format_table",
     "run_flow",

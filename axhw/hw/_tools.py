@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import SynthesisError, ToolMissingError
+from ..tools import tool_version
 
 __all__ = ["run_tool", "tool_versions", "log_tail", "require"]
 
@@ -82,21 +83,15 @@ def run_tool(cmd: Sequence[str], log: Path, what: str, *, cwd: Path, timeout_s: 
     return output
 
 
-def _version(cmd: list[str], pattern: str) -> str:
-    try:
-        proc = subprocess.run([require(cmd[0]), *cmd[1:]], capture_output=True, text=True, timeout=30,
-                              stdin=subprocess.DEVNULL)
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
-    match = re.search(pattern, proc.stdout + proc.stderr)
-    return match.group(1) if match else "unknown"
-
-
 @functools.cache
 def tool_versions() -> dict[str, str]:
-    """Versions of yosys, iverilog and OpenSTA, recorded with every hardware cost."""
-    return {
-        "yosys": _version(["yosys", "-V"], r"Yosys (\S+)"),
-        "iverilog": _version(["iverilog", "-V"], r"Icarus Verilog version (\S+)"),
-        "sta": _version(["sta", "-version"], r"(\d+\.\d+\.\d+)"),
-    }
+    """Versions of yosys, iverilog and OpenSTA, recorded with every hardware cost.
+
+    Raises:
+        ToolMissingError: one of them is not installed.
+    """
+    versions = {}
+    for exe in ("yosys", "iverilog", "sta"):
+        require(exe)
+        versions[exe] = tool_version(exe) or "unknown"
+    return versions

@@ -37,12 +37,13 @@ import numpy as np
 from ..errors import ConfigError
 from ..io import atomic_write_text, sha256_bytes, sha256_file
 from ..paths import cache_dir, db_dir, rtl_dir
-from ..records import PortSpec
+from ..records import HW_WRAPPER_VERSION, PortSpec
 
 __all__ = ["Design", "as_design", "signed_wrapper", "wrapper_source", "WRAPPER_VERSION", "WRAPPER_PREFIX"]
 
-#: Bumped whenever the generated sign-magnitude wrapper changes (part of the design hash).
-WRAPPER_VERSION = 1
+#: Bumped (in :mod:`axhw.records`) whenever the generated sign-magnitude wrapper changes
+#: (part of the design hash and of the ``hw.json`` key).
+WRAPPER_VERSION = HW_WRAPPER_VERSION
 #: Module name prefix of generated wrappers.
 WRAPPER_PREFIX = "axhw_sm_"
 
@@ -124,20 +125,24 @@ class Design:
         rtl = Path(multiplier.rtl_path)
         if not rtl.is_absolute():
             rtl = rtl_dir() / rtl
+        if rtl.suffix == ".c":
+            raise ConfigError(f"multiplier {multiplier.name!r} was imported from the C model {rtl}, which has no "
+                              f"hardware to cost; re-add it with its Verilog twin: `axhw add {rtl} --twin DESIGN.v --force`")
         if not rtl.is_file():
             raise ConfigError(f"multiplier {multiplier.name!r}: its Verilog {rtl} is missing; "
                               "restore it or rebuild the database with `axhw characterize`")
+        folder = getattr(multiplier, "folder", None) or db_dir() / multiplier.name
         design = cls(multiplier.name, rtl, multiplier.rtl_sha256, multiplier.ports,
-                     db_dir() / multiplier.name / "hw.json", (rtl.parent, rtl_dir()))
+                     folder / "hw.json", (rtl.parent, rtl_dir()))
         if multiplier.ports.signed:
             return design
         reference = getattr(multiplier, "lut", None)
-        return signed_wrapper(design, zero_gate=_needs_zero_gate(multiplier.name), reference=reference)
+        return signed_wrapper(design, zero_gate=_needs_zero_gate(folder), reference=reference)
 
 
-def _needs_zero_gate(name: str) -> bool:
-    """Whether the stored unsigned table of database entry ``name`` has M(0, y) or M(x, 0) != 0."""
-    path = db_dir() / name / "lut.npy"
+def _needs_zero_gate(folder: Path) -> bool:
+    """Whether the stored unsigned table of the database entry in ``folder`` has M(0, y) or M(x, 0) != 0."""
+    path = folder / "lut.npy"
     try:
         raw = np.load(path, allow_pickle=False)
     except (OSError, ValueError):

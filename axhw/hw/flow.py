@@ -16,8 +16,8 @@ unsigned core are stale and recomputed.
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
-import shutil
 import time
 import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -29,7 +29,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..errors import AxhwError, ConfigError, SynthesisError
-from ..records import HardwareCost
+from ..paths import cache_dir
+from ..records import DEFAULT_LIBERTY, HardwareCost
+from ..text import text_table
 from . import cache
 from ._tools import tool_versions
 from .design import Design, as_design
@@ -39,7 +41,7 @@ from .power import DEFAULT_PAIRS, check_operands, estimate_power, operands_sha25
 from .synthesis import synthesize
 from .timing import critical_path
 
-__all__ = ["FlowResult", "run_flow", "cost", "characterize_many", "format_table", "STEPS"]
+__all__ = ["FlowResult", "run_flow", "cost", "workload_cost", "characterize_many", "format_table", "STEPS"]
 
 #: Steps of the flow, in order, as named in :attr:`FlowResult.seconds`.
 STEPS = ("synthesis", "equivalence", "timing", "activity", "power")
@@ -93,12 +95,11 @@ def run_flow(design: Design, liberty: Liberty, operands: np.ndarray, clock_ns: f
         operands: int8 (N, 2) stream for the activity simulation.
         clock_ns: clock period for timing constraints and power (ns).
         stream: label stored as ``operand_stream``.
-        fresh: discard the build folder first, so every step runs (benchmarks, ``--force``).
+        fresh: use a new private build folder, so every step runs (benchmarks, ``--force``) and two
+            forced runs of one design never delete each other's files.
     """
     clock_ns = _check_clock(clock_ns)
-    work = cache.build_dir(design.design_sha256, liberty.sha256)
-    if fresh and work.exists():
-        shutil.rmtree(work)
+    work = cache.build_dir(design.design_sha256, liberty.sha256, fresh=fresh)
     work.mkdir(parents=True, exist_ok=True)
     seconds: dict[str, float] = {}
 
@@ -134,7 +135,7 @@ def run_flow(design: Design, liberty: Liberty, operands: np.ndarray, clock_ns: f
     return FlowResult(hw, seconds, vectors, timed, activity.mean_rate, work)
 
 
-def cost(multiplier: Any, liberty: str | Path | Liberty = "osu018", operands: np.ndarray | None = None,
+def cost(multiplier: Any, liberty: str | Path | Liberty = DEFAULT_LIBERTY, operands: np.ndarray | None = None,
          clock_ns: float = 10.0, *, stream: str | None = None, seed: int = 0, n_pairs: int = DEFAULT_PAIRS,
          force: bool = False) -> HardwareCost:
     """Area (µm²), delay (ns), power (mW) and energy per multiplication (pJ) of a multiplier.
@@ -165,17 +166,39 @@ def cost(multiplier: Any, liberty: str | Path | Liberty = "osu018", operands: np
     ops, label = _stream(operands, stream, seed, n_pairs)
     ops_sha = operands_sha256(ops)
     if not force:
-        hit = cache.lookup(design.hw_json, design.rtl_sha256, design.design_sha256, lib.sha256, ops_sha, clock_ns)
+        hit = cache.lookup(design, lib.sha256, ops_sha, clock_ns)
         if hit is not None:
             return hit
     result = run_flow(design, lib, ops, clock_ns, stream=label, fresh=force)
-    cache.store(design.hw_json, design.rtl_sha256, design.design_sha256, result.cost, {
+    cache.store(design, result.cost, {
         "supply_v": lib.supply_v, "n_pairs": int(len(ops)), "equivalence_vectors": result.equivalence_vectors,
         "activity": "timed (cell delays, glitches counted)" if result.timed_activity else "zero-delay",
         "mean_activity": round(result.mean_activity, 6),
         "seconds": {k: round(v, 3) for k, v in result.seconds.items()},
     })
     return result.cost
+
+
+def workload_cost(multiplier: Any, operands: np.ndarray, liberty: str | Path | Liberty = DEFAULT_LIBERTY,
+                  clock_ns: float = 10.0, *, stream: str | None = None) -> HardwareCost:
+    """:func:`cost` of a multiplier on one workload operand stream, cached outside the database.
+
+    The stream is costed in the order given (one pair per cycle), so it must be in
+    the order the datapath sees it (see :func:`axhw.emulator.collect_operands`).
+    Workload costs depend on the model and data, not only on the design, so they
+    are kept in ``cache_dir()/hw/workload/<name>-<design hash>.json`` rather than in
+    the database's ``hw.json``; synthesis is shared with the uniform cost, and each
+    stream is found again by its content hash (a repeated run costs nothing).
+
+    Args:
+        multiplier: a database name, a :class:`~axhw.library.Multiplier` or a :class:`Design`.
+        operands: int8 (N, 2) stream in datapath order.
+        liberty, clock_ns: as :func:`cost`.
+        stream: label stored as ``operand_stream`` (default ``custom-<hash>``).
+    """
+    design = as_design(multiplier)
+    path = cache_dir() / "hw" / "workload" / f"{design.name}-{design.design_sha256[:16]}.json"
+    return cost(dataclasses.replace(design, hw_json=path), liberty, operands, clock_ns, stream=stream)
 
 
 _Caught = list[tuple[type[Warning], str]]
@@ -192,7 +215,7 @@ def _worker(name: str, liberty: str, clock_ns: float, force: bool) -> tuple[str,
     return name, result, [(w.category, str(w.message)) for w in caught], error
 
 
-def characterize_many(names: Iterable[str] | None = None, liberty: str | Path = "osu018", *, clock_ns: float = 10.0,
+def characterize_many(names: Iterable[str] | None = None, liberty: str | Path = DEFAULT_LIBERTY, *, clock_ns: float = 10.0,
                       jobs: int = 1, force: bool = False, progress: bool = True) -> dict[str, HardwareCost]:
     """Uniform-stream hardware cost of many database entries, ``jobs`` designs at a time.
 
@@ -226,7 +249,7 @@ def characterize_many(names: Iterable[str] | None = None, liberty: str | Path = 
         ops_sha = operands_sha256(uniform_operands())
         for name in names:
             design = as_design(name)
-            hit = cache.lookup(design.hw_json, design.rtl_sha256, design.design_sha256, lib.sha256, ops_sha, clock_ns)
+            hit = cache.lookup(design, lib.sha256, ops_sha, clock_ns)
             if hit is not None:
                 outcomes[name] = (hit.to_json(), [], None)
     todo = [name for name in names if name not in outcomes]
@@ -259,21 +282,43 @@ def characterize_many(names: Iterable[str] | None = None, liberty: str | Path = 
 
 
 def format_table(costs: Mapping[str, HardwareCost], mae: Mapping[str, float] | None = None,
-                 reference: str = "exact") -> str:
-    """Text table of costs side by side, with energy saving (%) versus ``reference`` when present."""
-    ref = costs.get(reference)
-    header = ["design", "area µm²", "cells", "delay ns", "power mW", "energy pJ", "saving %"]
+                 reference: str | None = None) -> str:
+    """Text table of costs side by side, with the energy saving (%) against a named reference.
+
+    Args:
+        costs: name -> cost (one Liberty library and operand stream).
+        mae: name -> mean absolute error, shown in a last column when given.
+        reference: the design savings are measured against; ``None``: the cheapest
+            zero-error design among ``costs`` (:func:`~axhw.hw.baseline.best_exact`).
+            A second column gives the saving against the behavioural ``exact`` when
+            it is in ``costs``.  The last line names the reference.
+    """
+    from .baseline import BEHAVIOURAL_EXACT, best_exact
+
+    if reference is None and costs:
+        first = next(iter(costs.values()))
+        try:
+            reference = best_exact(first.liberty, first.operand_stream, names=list(costs)).name
+        except AxhwError:
+            reference = None
+    ref = costs.get(reference) if reference else None
+    exact = costs.get(BEHAVIOURAL_EXACT)
+    header = ["design", "area µm²", "cells", "delay ns", "power mW", "energy pJ", f"saving % vs {reference or '-'}",
+              "vs exact %"]
     if mae is not None:
         header.append("MAE")
     rows = [header]
     for name, hw in costs.items():
         saving = f"{100 * (1 - hw.energy_pj / ref.energy_pj):.1f}" if ref and ref.energy_pj > 0 else "-"
+        vs_exact = f"{100 * (1 - hw.energy_pj / exact.energy_pj):.1f}" if exact and exact.energy_pj > 0 else "-"
         row = [name, f"{hw.area_um2:.0f}", str(hw.cell_count), f"{hw.delay_ns:.3f}", f"{hw.power_mw:.4f}",
-               f"{hw.energy_pj:.3f}", saving]
+               f"{hw.energy_pj:.3f}", saving, vs_exact]
         if mae is not None:
             row.append(f"{mae[name]:.2f}" if name in mae else "-")
         rows.append(row)
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    table = text_table(rows, left=1)
+    if reference:
+        table += (f"\nsavings: energy per multiplication against {reference}"
+                  f"{' (the cheapest zero-error design listed)' if ref is not None else ''}; "
+                  f"vs exact: against the behavioural `exact`")
+    return table

@@ -1,6 +1,6 @@
 """Standard-cell libraries: find a Liberty file by name or path, read its cell areas and supply.
 
-A library is named either by one of :data:`axhw.doctor.LIBERTY_FILES` (``osu018``,
+A library is named either by one of :data:`LIBERTY_FILES` (``osu018``,
 ``osu035``, ``osu050``: Debian's ``qflow-tech-*`` packages) or by the path of any
 Liberty (``.lib``) file.  Gate-level simulation needs Verilog models of the cells:
 the library's own models are used when a ``.v`` file next to the ``.lib`` defines
@@ -16,12 +16,26 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..doctor import LIBERTY_FILES, find_liberty
 from ..errors import ConfigError, ToolMissingError
 from ..io import atomic_write_text, sha256_file
+from ..records import DEFAULT_LIBERTY
 from ._tools import run_tool
 
-__all__ = ["Liberty", "resolve_liberty", "cell_models"]
+__all__ = ["Liberty", "resolve_liberty", "cell_models", "LIBERTY_FILES", "find_liberty"]
+
+#: Standard-cell Liberty libraries axhw knows by name (Debian's qflow-tech-* packages).
+LIBERTY_FILES: dict[str, str] = {
+    "osu018": "/usr/share/qflow/tech/osu018/osu018_stdcells.lib",
+    "osu035": "/usr/share/qflow/tech/osu035/osu035_stdcells.lib",
+    "osu050": "/usr/share/qflow/tech/osu050/osu05_stdcells.lib",
+}
+
+
+def find_liberty(name: str) -> Path | None:
+    """Path of a known Liberty library by name, or ``None`` when it is not installed."""
+    path = Path(LIBERTY_FILES.get(name, ""))
+    return path if name in LIBERTY_FILES and path.is_file() else None
+
 
 _CELL_RE = re.compile(r"^\s*cell\s*\(\s*\"?([^\s\")]+)\"?\s*\)\s*\{", re.M)
 _AREA_RE = re.compile(r"^\s*area\s*:\s*([-+0-9.eE]+)\s*;", re.M)
@@ -81,7 +95,7 @@ def _load(path: Path, mtime_ns: int) -> Liberty:
     return Liberty(name=path.stem, path=path, sha256=sha256_file(path), supply_v=supply_v, cell_areas=areas)
 
 
-def resolve_liberty(liberty: str | Path | Liberty = "osu018") -> Liberty:
+def resolve_liberty(liberty: str | Path | Liberty = DEFAULT_LIBERTY) -> Liberty:
     """Find and read a Liberty library given by name (``osu018``/``osu035``/``osu050``) or path.
 
     Raises:

@@ -2,7 +2,10 @@
 
 1. An operand stream — uniform int8 pairs (seeded) or the (a, b) pairs a layer
    really multiplies — drives the gate-level netlist in Icarus, one pair per
-   simulated cycle of :data:`SIM_PERIOD_NS`.  With the library's own cell models
+   simulated cycle of :data:`SIM_PERIOD_NS`, in the order given: the activity of a
+   workload stream is that of consecutive pairs as the datapath sees them (e.g. one
+   weight held while activations stream past it, :func:`axhw.emulator.collect_operands`),
+   so nothing here reorders or resamples the pairs.  With the library's own cell models
    the cells switch with their ``specify`` delays, so glitches are counted; with
    generated models the simulation is zero-delay.
 2. The VCD of every net of the netlist gives, per net, the number of transitions

@@ -18,6 +18,7 @@ from typing import Any, Mapping
 
 from ..errors import AxhwError, DatabaseError
 from ..io import sha256_file
+from ..records import DEFAULT_LIBERTY
 
 __all__ = ["KIND_LABELS", "MultiplierInfo", "OpRow", "ReportContent", "gather", "resolve_multiplier",
            "searched_hashes", "searched_energies", "package_versions"]
@@ -83,7 +84,7 @@ class OpRow:
     """One approximable op of the model with the multiplier the chosen configuration gives it.
 
     Attributes:
-        name, kind, macs_per_image: from :class:`axhw.emulator.OpInfo`.
+        name, kind, macs_per_image: from :class:`axhw.records.OpInfo`.
         multiplier: chosen multiplier name (``"exact"`` when the configuration omits the op).
         info: the multiplier as resolved in the database.
         energy_pj: energy per multiplication used for this op (pJ); the search's per-op
@@ -91,6 +92,11 @@ class OpRow:
         energy_per_image_pj: ``macs_per_image × energy_pj``.
         share: ``energy_per_image_pj`` / sum over all ops (fraction), ``None`` when any
             op's energy is unknown.
+        uniform_energy_pj: the same multiplier's energy on uniform operands (pJ, the
+            database value), shown beside the workload figure.
+        reference_energy_pj: the power reference's energy for this op (pJ), from the
+            same source as ``energy_pj``.
+        reference_uniform_pj: the power reference's energy on uniform operands (pJ).
     """
 
     name: str
@@ -101,6 +107,9 @@ class OpRow:
     energy_pj: float | None
     energy_per_image_pj: float | None
     share: float | None
+    uniform_energy_pj: float | None = None
+    reference_energy_pj: float | None = None
+    reference_uniform_pj: float | None = None
 
 
 @dataclass(frozen=True)
@@ -115,7 +124,7 @@ class ReportContent:
             (chosen configuration, candidates and ``exact``).
         used: distinct multiplier names of the chosen configuration, in first-use order.
         power_rel_db: total multiplier energy of the chosen configuration relative to
-            all-exact, recomputed from the per-op energies (``None`` when unknown).
+            all-``reference``, recomputed from the per-op energies (``None`` when unknown).
         flags: report-wide warnings (missing/stale multipliers, mismatches).
         notes: report-wide remarks that are not problems (e.g. unrecorded operand-aware energies).
         retrained: the caller's retraining summary (``accuracy`` in [0, 1] plus any
@@ -124,6 +133,13 @@ class ReportContent:
         versions_now: distribution -> version at report time (plus ``python``, ``platform``).
         energy_source: where the per-op energies come from (``"search"``: the result's
             recorded power model; ``"database"``: uniform-operand costs in the database now).
+        reference: the zero-error design savings are relative to (the search's
+            ``power_reference``; ``"exact"`` for results that predate it).
+        power_rel_exact: total multiplier energy of the chosen configuration relative to
+            the behavioural ``exact`` on every op (``None`` when unknown).
+        workload_power: whether ``energy_pj`` comes from each op's own operand stream.
+        power_rel_exact_basis: ``"search"`` (the search's per-op energies, ``exact``
+            included) or ``"uniform"`` (uniform-operand costs on both sides).
         liberties: the Liberty libraries of the chosen multipliers' costs: ``liberty`` name,
             ``path`` (known libraries), recorded ``sha256``, ``sha256_now`` of the file here
             (``None`` when not installed) and ``clock_ns``.
@@ -142,6 +158,10 @@ class ReportContent:
     versions_now: dict[str, str]
     energy_source: str
     liberties: list[dict[str, Any]]
+    reference: str = "exact"
+    power_rel_exact: float | None = None
+    workload_power: bool = False
+    power_rel_exact_basis: str = ""
 
     @property
     def constraint_accuracy(self) -> float | None:
@@ -179,14 +199,17 @@ def _library_lookup(name: str) -> tuple[Any | None, str, str]:
 
 
 def _db_file_hashes(name: str) -> dict[str, str]:
-    from ..paths import db_dir
+    from .. import library
 
-    folder = db_dir() / name
+    try:
+        folder = library.entry_dir(name)
+    except AxhwError:
+        return {}
     return {f: sha256_file(folder / f) for f in ("record.json", "lut.npy", "hw.json") if (folder / f).is_file()}
 
 
 def resolve_multiplier(
-    name: str, searched: Mapping[str, str] | None = None, liberty: str = "osu018"
+    name: str, searched: Mapping[str, str] | None = None, liberty: str = DEFAULT_LIBERTY
 ) -> MultiplierInfo:
     """Look ``name`` up in the current database and check it is still what was characterized.
 
@@ -332,9 +355,11 @@ def gather(result: Any, *, retrained: Mapping[str, Any] | None = None, command: 
     chosen = result.best()
     config = dict(chosen.config)
     hashes = searched_hashes(result)
-    liberty = str((result.settings or {}).get("liberty") or "osu018")
+    liberty = str((result.settings or {}).get("liberty") or DEFAULT_LIBERTY)
     names: list[str] = []
-    for name in [*config.values(), *result.candidates, "exact"]:
+    settings = result.settings or {}
+    reference = str(settings.get("power_reference") or (result.candidates[0] if result.candidates else "exact"))
+    for name in [*config.values(), *result.candidates, reference, "exact"]:
         if name not in names:
             names.append(name)
     infos = {name: resolve_multiplier(name, hashes.get(name), liberty) for name in names}
@@ -347,25 +372,38 @@ def gather(result: Any, *, retrained: Mapping[str, Any] | None = None, command: 
 
     rows_raw = []
     for op in result.ops:
-        mult = config.get(op.name, "exact")
+        mult = config.get(op.name, reference)
         info = infos[mult]
         energy = energies.get(op.name, {}).get(mult, info.energy_pj)
         rows_raw.append((op, mult, info, energy))
     total = sum(op.macs_per_image * e for op, _, _, e in rows_raw if e is not None)
     complete = all(e is not None for *_, e in rows_raw) and total > 0
+    ref_info = infos[reference]
+    ref_e = [energies.get(op.name, {}).get(reference, ref_info.energy_pj) for op in result.ops]
     rows = [
         OpRow(op.name, op.kind, int(op.macs_per_image), mult, info, energy,
               None if energy is None else op.macs_per_image * energy,
-              (op.macs_per_image * energy / total) if complete else None)
-        for op, mult, info, energy in rows_raw
+              (op.macs_per_image * energy / total) if complete else None,
+              info.energy_pj, r_e, ref_info.energy_pj)
+        for (op, mult, info, energy), r_e in zip(rows_raw, ref_e)
     ]
     used = list(dict.fromkeys(r.multiplier for r in rows))
 
-    exact_e = [energies.get(op.name, {}).get("exact", infos["exact"].energy_pj) for op in result.ops]
     power_rel_db = None
-    if complete and all(e is not None for e in exact_e):
-        exact_total = sum(op.macs_per_image * e for op, e in zip(result.ops, exact_e))
-        power_rel_db = total / exact_total if exact_total > 0 else None
+    if complete and all(e is not None for e in ref_e):
+        ref_total = sum(op.macs_per_image * e for op, e in zip(result.ops, ref_e))
+        power_rel_db = total / ref_total if ref_total > 0 else None
+    # Behavioural exact beside it: on the same per-op energies when the search costed
+    # `exact` for every op, else on uniform operands for both sides (labelled so).
+    power_rel_exact, exact_basis = None, ""
+    exact_ops = [energies.get(op.name, {}).get("exact") for op in result.ops]
+    if complete and all(e is not None for e in exact_ops):
+        power_rel_exact = total / sum(op.macs_per_image * e for op, e in zip(result.ops, exact_ops))
+        exact_basis = "search"
+    elif infos["exact"].energy_pj and all(r.uniform_energy_pj is not None for r in rows):
+        uniform_total = sum(r.macs_per_image * r.uniform_energy_pj for r in rows)
+        power_rel_exact = uniform_total / (sum(r.macs_per_image for r in rows) * infos["exact"].energy_pj)
+        exact_basis = "uniform"
 
     for name in used:
         info = infos[name]
@@ -375,14 +413,14 @@ def gather(result: Any, *, retrained: Mapping[str, Any] | None = None, command: 
         if name not in used and infos[name].status not in ("ok", "float"):
             flags += [f"candidate (not chosen): {p}" for p in infos[name].problems]
     notes: list[str] = []
-    operand_aware = str((result.settings or {}).get("power", "uniform")) == "operands"
+    operand_aware = str(settings.get("power", "uniform")) == "operands"
     if operand_aware and not energies:
         notes.append("the search used operand-aware (per-op) energies that the result does not record; the per-layer "
                      "energies and shares below are the database's uniform-operand values, while the power relative "
-                     "to all-exact is the search's")
+                     f"to all-{reference} is the search's")
     elif power_rel_db is not None and abs(power_rel_db - chosen.power_rel) > 1e-6 * max(1.0, abs(chosen.power_rel)):
         flags.append(
-            f"multiplier power recomputed from the current database ({power_rel_db * 100:.3f} % of all-exact) "
+            f"multiplier power recomputed from the current database ({power_rel_db * 100:.3f} % of all-{reference}) "
             f"differs from the search's value ({chosen.power_rel * 100:.3f} %): the database changed since the "
             "search; re-run the search to reconcile"
         )
@@ -391,13 +429,15 @@ def gather(result: Any, *, retrained: Mapping[str, Any] | None = None, command: 
         if lib["sha256_now"] is not None and lib["sha256_now"] != lib["sha256"]:
             flags.append(f"Liberty `{lib['liberty']}` at `{lib['path']}` is not the file the hardware costs were "
                          "computed on (sha256 differs); re-run the hardware-cost step")
+    workload = bool(energies) and any(isinstance(v, Mapping) for v in (settings.get("energy_pj") or {}).values())
     return ReportContent(result, chosen, rows, infos, used, power_rel_db, flags, notes, retrained, command,
-                         package_versions(), "search" if energies else "database", liberties)
+                         package_versions(), "search" if energies else "database", liberties,
+                         reference, power_rel_exact, workload, exact_basis)
 
 
 def _liberties(costs: list[Any]) -> list[dict[str, Any]]:
     """Distinct Liberty libraries of ``costs`` (``None`` entries skipped), checked against the files here."""
-    from ..doctor import LIBERTY_FILES
+    from ..hw.liberty import LIBERTY_FILES
 
     seen: dict[tuple[str, str], dict[str, Any]] = {}
     for hw in costs:

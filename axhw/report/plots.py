@@ -55,17 +55,19 @@ def accuracy_vs_power(
     chosen: tuple[float, float] | None = None,
     references: Mapping[str, float] | None = None,
     constraint_accuracy: float | None = None,
+    power_reference: str = "exact",
 ) -> bytes:
     """Scatter of every evaluated configuration with each method's Pareto front.
 
     Args:
         points: ``(method, power_rel, accuracy)`` per true evaluation; ``power_rel`` is
-            total multiplier energy relative to the all-exact design.
+            total multiplier energy relative to the all-``power_reference`` design.
         chosen: ``(power_rel, accuracy)`` of the configuration the report recommends,
             drawn as a star; ``None`` draws none.
         references: label -> accuracy drawn as horizontal dotted lines (fp32, int8 exact).
         constraint_accuracy: lowest accuracy allowed by the constraint, drawn as a red
             dashed line; ``None`` draws none.
+        power_reference: the design ``power_rel`` is relative to (axis label).
 
     Returns:
         PNG bytes.
@@ -95,7 +97,7 @@ def accuracy_vs_power(
     if chosen is not None:
         ax.scatter([chosen[0] * 100], [chosen[1] * 100], marker="*", s=220, color="gold", edgecolors="black",
                    linewidths=0.8, zorder=5, label="chosen")
-    ax.set_xlabel("multiplier power, % of all-exact int8")
+    ax.set_xlabel(f"multiplier power, % of all-{power_reference} int8")
     ax.set_ylabel("top-1 accuracy, %")
     ax.set_title("Accuracy vs power of every evaluated configuration (lines: Pareto front per method)", fontsize=10)
     ax.grid(True, alpha=0.3)

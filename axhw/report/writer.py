@@ -71,6 +71,10 @@ def _num(x: float | None, fmt: str = ".4g") -> str:
     return "n/a" if x is None else format(x, fmt)
 
 
+def _saving(energy: float | None, reference: float | None) -> str:
+    return "n/a" if energy is None or not reference else f"{(1 - energy / reference) * 100:.1f} %"
+
+
 def _int(x: int) -> str:
     return f"{x:,}"
 
@@ -100,6 +104,7 @@ def _figures(content: ReportContent) -> dict[str, tuple[bytes, str]]:
             [(e.method, e.power_rel, e.accuracy) for e in r.history],
             chosen=(content.chosen.power_rel, content.chosen.accuracy),
             references={"fp32": r.fp32_accuracy, "int8 exact": r.int8_accuracy},
+            power_reference=content.reference,
             constraint_accuracy=content.constraint_accuracy,
         ),
         f"Accuracy vs multiplier power of all {len(r.history)} true evaluations, with each method's Pareto front; "
@@ -174,9 +179,14 @@ def _summary(content: ReportContent) -> Section:
     energy_chosen = sum(row.energy_per_image_pj for row in content.rows) if all(
         row.energy_per_image_pj is not None for row in content.rows) else None
     source = "search's power model" if content.energy_source == "search" else "current database"
+    ref = content.reference
+    basis = ("each layer's own operand stream (weight-stationary: one weight held while activations stream past it)"
+             if content.workload_power else "uniform operands (no workload streams recorded)")
     hw_rows = [
-        ["multiplier power, relative to all-exact int8", f"{_pct(c.power_rel)} (saving {_pct(1 - c.power_rel)})"],
-        ["multiplier area (MAC-weighted), relative to all-exact int8",
+        [f"multiplier power, relative to all-{ref} (the cheapest zero-error design)",
+         f"{_pct(c.power_rel)} (saving {_pct(1 - c.power_rel)})"],
+        ["power figures from", basis],
+        [f"multiplier area (MAC-weighted), relative to all-{ref}",
          _pct(c.area_rel) if c.area_rel is not None else "not recorded (a candidate has no area)"],
         ["constraint", constraint],
         ["distinct multiplier modules", str(len([n for n in content.used if n != "fp32"]))],
@@ -186,7 +196,11 @@ def _summary(content: ReportContent) -> Section:
     if energy_chosen is not None:
         hw_rows.append([f"multiplier energy per image ({source})", f"{energy_chosen / 1e6:.4g} µJ"])
     if content.power_rel_db is not None:
-        hw_rows.append([f"power relative to all-exact, recomputed from the {source}", _pct(content.power_rel_db)])
+        hw_rows.append([f"power relative to all-{ref}, recomputed from the {source}", _pct(content.power_rel_db)])
+    if content.power_rel_exact is not None:
+        on = "uniform operands" if content.power_rel_exact_basis == "uniform" else source
+        hw_rows.append([f"power relative to the behavioural `exact` ({on})",
+                        f"{_pct(content.power_rel_exact)} (saving {_pct(1 - content.power_rel_exact)})"])
     blocks.append(Table(["quantity", "value"], hw_rows))
     if not met:
         blocks.append(Note(f"no evaluated configuration meets the constraint; the report shows the most accurate "
@@ -202,17 +216,25 @@ def _per_layer(content: ReportContent) -> Section:
         rows.append([
             str(k), f"`{row.name}`", KIND_LABELS.get(row.kind, row.kind), _int(row.macs_per_image), row.multiplier,
             _num(metrics.mae if metrics else None), _num(metrics.wce if metrics else None),
-            _num(metrics.bias if metrics else None), _num(row.energy_pj), _pct(row.share), _status(row.info),
+            _num(metrics.bias if metrics else None), _num(row.uniform_energy_pj),
+            _num(row.energy_pj) if content.workload_power else "n/a", _saving(row.energy_pj, row.reference_energy_pj),
+            _pct(row.share), _status(row.info),
         ])
-    header = ["#", "op", "kind", "MACs / image", "multiplier", "MAE", "WCE", "bias", "energy / mult. (pJ)",
-              "share of power", "status"]
+    ref = content.reference
+    header = ["#", "op", "kind", "MACs / image", "multiplier", "MAE", "WCE", "bias", "pJ / mult. (uniform)",
+              "pJ / mult. (workload)", f"saving vs {ref}", "share of power", "status"]
     total_macs = sum(r.macs_per_image for r in content.rows)
+    stream = ("the workload column is the multiplier costed on this layer's own operand stream, collected on the "
+              "calibration images in the order a weight-stationary datapath sees it (one weight held while the "
+              "activations stream past it)" if content.workload_power else
+              "no workload streams were recorded, so only uniform-operand figures exist")
     blocks: list[Any] = [
         Paragraph("One row per approximable op of the model, in model order. MAE, WCE and bias are the "
-                  "multiplier's error over all 65,536 int8 operand pairs (product units); energy per "
-                  "multiplication is from its hardware-cost record; share of power is the op's "
-                  "MACs × energy over the model's total."),
-        Table(header, rows, ["r", "l", "l", "r", "l", "r", "r", "r", "r", "r", "l"]),
+                  "multiplier's error over all 65,536 int8 operand pairs (product units). Energy per "
+                  f"multiplication: the uniform column is on uniformly random int8 operands; {stream}. The saving "
+                  f"is against `{ref}`, the cheapest zero-error design, on the same operands as the power model; "
+                  "share of power is the op's MACs × energy over the model's total."),
+        Table(header, rows, ["r", "l", "l", "r", "l", "r", "r", "r", "r", "r", "r", "r", "l"]),
         Paragraph(f"{len(content.rows)} ops, {_int(total_macs)} MACs per image in total."),
     ]
     return Section("Per-layer assignment", "layers", blocks)
@@ -253,7 +275,8 @@ def _search(content: ReportContent, figures: dict[str, tuple[bytes, str]]) -> Se
     front = [[str(e.index), e.method, _pct(e.power_rel), _pct(e.accuracy), f"{r.accuracy_drop(e):+.2f}",
               "yes" if r.accuracy_drop(e) <= r.max_accuracy_drop + 1e-9 else "no"] for e in r.pareto()]
     blocks.append(Paragraph("Pareto front over all methods (true evaluations):"))
-    blocks.append(Table(["evaluation", "method", "power vs all-exact", "accuracy", "drop (points)", "meets constraint"],
+    blocks.append(Table(["evaluation", "method", f"power vs all-{content.reference}", "accuracy", "drop (points)",
+                         "meets constraint"],
                         front, ["r", "l", "r", "r", "r", "l"]))
     return Section("Search", "search", blocks)
 
@@ -383,6 +406,9 @@ def _config_json(content: ReportContent, modules: list[dict[str, Any]]) -> dict[
                      "retrained": (content.retrained or {}).get("accuracy")},
         "retraining": content.retrained,
         "power_rel": c.power_rel,
+        "power_reference": content.reference,
+        "power_basis": "workload (weight-stationary)" if content.workload_power else "uniform",
+        "power_rel_exact": content.power_rel_exact,
         "area_rel": c.area_rel,
         "power_rel_recomputed": content.power_rel_db,
         "search": {"method": r.method, "seed": r.seed, "evaluation_index": c.index, "evaluation_method": c.method,
@@ -390,6 +416,7 @@ def _config_json(content: ReportContent, modules: list[dict[str, Any]]) -> dict[
         "assignment": {row.name: row.multiplier for row in content.rows},
         "ops": [{"name": row.name, "kind": row.kind, "macs_per_image": row.macs_per_image,
                  "multiplier": row.multiplier, "energy_pj": row.energy_pj, "power_share": row.share,
+                 "uniform_energy_pj": row.uniform_energy_pj, "reference_energy_pj": row.reference_energy_pj,
                  "status": row.info.status} for row in content.rows],
         "modules": modules,
         "liberty": content.liberties,

@@ -61,9 +61,13 @@ class Kernel:
 def _on_cpu(fn: Callable[[np.ndarray, np.ndarray, LutTable], np.ndarray]) -> Callable[[torch.Tensor, torch.Tensor, LutTable], torch.Tensor]:
     """Wrap a numpy (G, M, K) x (G, K, N) kernel: zero-copy views of CPU tensors."""
 
+    def host(x: torch.Tensor) -> np.ndarray:
+        x = x.detach()
+        return (x.cpu() if x.is_cuda else x).contiguous().numpy()
+
     def bmm(a: torch.Tensor, b: torch.Tensor, table: LutTable) -> torch.Tensor:
-        out = fn(a.detach().cpu().contiguous().numpy(), b.detach().cpu().contiguous().numpy(), table)
-        return torch.from_numpy(out).to(a.device)
+        out = torch.from_numpy(fn(host(a), host(b), table))
+        return out.to(a.device) if a.is_cuda else out
 
     return bmm
 

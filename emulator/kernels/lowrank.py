@@ -389,14 +389,14 @@ def lowrank_bmm(a: torch.Tensor, b: torch.Tensor, form: LowRankForm, factors: Ca
     """
     g, m, k = a.shape
     n = b.shape[2]
-    rows, cols = a.to(torch.int32) + 128, b.to(torch.int32) + 128
     digits = factors(torch.int8) if form.rank else []
     use_int8 = allow_int8 and int8_applicable(a.device, g, m, [k] + [k * left.shape[1] for _, left, _ in digits], n)
-    out = torch.zeros(g, m, n, dtype=torch.int32, device=a.device)
+    out = None
     if form.exact_term:  # |a * b| <= 2**14: exact in int32 for K < 2**17
         out = int8_bmm(a, b) if use_int8 else exact_integer_bmm(a, b, 128 * 128, out_dtype=torch.int32)
     if not form.rank:
-        return out
+        return out if out is not None else torch.zeros(g, m, n, dtype=torch.int32, device=a.device)
+    rows, cols = a.to(torch.int32) + 128, b.to(torch.int32) + 128  # factor-table rows (only the error terms gather)
     if use_int8:  # sum_p 128**p * (L_p[A] @ R_p[B]); each GEMM's |terms| <= 64 * 64
         parts = []
         for power, left, right in digits:
@@ -413,5 +413,5 @@ def lowrank_bmm(a: torch.Tensor, b: torch.Tensor, form: LowRankForm, factors: Ca
         x = _gather_factor(u, rows).reshape(g, m, k * r)
         y = _gather_factor(v, cols).permute(0, 1, 3, 2).reshape(g, k * r, n)
         errors = exact_integer_bmm(x, y, bound, out_dtype=torch.int32 if form.denominator == 1 and k * r * bound < 2**31 else torch.int64)
-    out += (errors // form.denominator).to(torch.int32) if form.denominator != 1 else errors.to(torch.int32)
-    return out
+    errors = (errors // form.denominator).to(torch.int32) if form.denominator != 1 else errors.to(torch.int32)
+    return errors if out is None else out.add_(errors)

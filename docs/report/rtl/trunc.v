@@ -10,6 +10,10 @@
 // to a multiple of 2^K.  CORR = 0 is plain truncation (Y. C. Lim, "Single-precision
 // multiplier with reduced circuit complexity for signal processing applications",
 // IEEE Trans. Computers 41(10), 1992).
+// Departures from the papers: Schulte and Swartzlander add the expected value
+// of the removed bits plus a rounding term; here the constant is only that
+// expected value for uniform operands, rounded to a multiple of 2^K, on the
+// signed Baugh-Wooley matrix.
 // Parameters: K (removed columns, 0..8), CORR (0 or 1).
 module trunc #(
     parameter K    = 6,
