@@ -5,17 +5,24 @@ Two sources, named by a *spec* string that every command accepts:
 ``"digits"``
     scikit-learn's bundled handwritten digits (1,797 grey 8x8 images, 10 classes),
     so the demo needs no download.  One seeded permutation splits it once and for
-    all into ``train`` (70 %), ``val`` (10 %) and ``test`` (20 %); ``calib`` is the
-    first :data:`DIGITS_CALIB_SIZE` images of ``train`` (calibration never sees the
-    test images).  Images are scaled to [0, 1], upsampled bilinearly to
+    all into ``train`` (50 %, 898 images), ``val`` (15 %, 270), ``search`` (15 %, 270)
+    and ``test`` (20 %, 359); ``calib`` is the first :data:`DIGITS_CALIB_SIZE` images
+    of ``train``.  Training and calibration read ``train``, choosing epochs reads
+    ``val``, sensitivity profiles and search evaluations read ``search``, and only the
+    final figure of a chosen configuration reads ``test`` (docs/accuracy.md).  Images are scaled to [0, 1], upsampled bilinearly to
     ``image_size`` (default :data:`DIGITS_IMAGE_SIZE`) and normalized with the mean
     and standard deviation of the training split.
 
 ``"imagefolder:PATH"``
-    a torchvision :class:`~torchvision.datasets.ImageFolder` tree.  When ``PATH``
-    holds ``train/``, ``val/``, ``test/`` sub-folders each split reads its own
-    (``calib`` reads ``calib/``, else ``train/``, else ``val/``); otherwise ``PATH``
-    itself is the class-folder tree and serves every split.  Images are resized,
+    a torchvision :class:`~torchvision.datasets.ImageFolder` tree.  A split with its
+    own sub-folder (``train/``, ``val/``, ``search/``, ``test/``, ``calib/``) reads it
+    (``calib`` falls back to ``train/``).  A split without one is carved, by a seeded
+    permutation that is printed once, out of a folder that has no other use, never
+    shared with another split: ``search`` and ``test`` out of ``val/`` when there is
+    no ``test/`` (val 20 % / search 40 % / test 40 %), ``search`` out of ``val/`` when
+    there is a ``test/`` (val 50 % / search 50 %); a folder without split sub-folders
+    is split into train 60 % / val 10 % / search 15 % / test 15 %.  Anything else (for
+    example a ``test/`` alone when a step needs ``train``) is a :class:`DataError`.  Images are resized,
     center-cropped to ``image_size`` (default 224) and normalized with the
     ImageNet mean and standard deviation, as timm's evaluation transforms do.
 """
@@ -24,6 +31,7 @@ from __future__ import annotations
 
 import functools
 import pickle
+import sys
 from pathlib import Path
 from typing import Any, Final
 
@@ -39,6 +47,8 @@ __all__ = [
     "DIGITS_IMAGE_SIZE",
     "DIGITS_CALIB_SIZE",
     "DIGITS_SPLIT_SEED",
+    "DIGITS_FRACTIONS",
+    "split_sizes",
     "DigitsDataset",
     "parse_spec",
     "get_dataset",
@@ -48,14 +58,18 @@ __all__ = [
 ]
 
 #: Split names every spec understands.
-SPLITS: Final[tuple[str, ...]] = ("train", "val", "test", "calib")
+SPLITS: Final[tuple[str, ...]] = ("train", "val", "search", "test", "calib")
 #: Default side of the upsampled digits images, in pixels.
 DIGITS_IMAGE_SIZE: Final[int] = 16
 #: Number of training images in the ``calib`` split of ``digits``.
 DIGITS_CALIB_SIZE: Final[int] = 256
 #: Seed of the one permutation that splits ``digits``; changing it changes every split.
 DIGITS_SPLIT_SEED: Final[int] = 0
-_DIGITS_FRACTIONS: Final[dict[str, float]] = {"train": 0.7, "val": 0.1, "test": 0.2}
+#: Share of each digits split; val is large enough not to sit at 100 % (it chooses
+#: retraining epochs) and search is disjoint from test (search selects, test reports).
+DIGITS_FRACTIONS: Final[dict[str, float]] = {"train": 0.5, "val": 0.15, "search": 0.15, "test": 0.2}
+#: Seed of the permutation that carves missing splits out of an image folder.
+IMAGEFOLDER_SPLIT_SEED: Final[int] = 0
 _IMAGENET_MEAN: Final[tuple[float, float, float]] = (0.485, 0.456, 0.406)
 _IMAGENET_STD: Final[tuple[float, float, float]] = (0.229, 0.224, 0.225)
 _IMAGE_EXTENSIONS: Final[tuple[str, ...]] = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
@@ -102,15 +116,30 @@ def _digits_arrays() -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     images = (bunch.images / 16.0).astype(np.float32)
     labels = bunch.target.astype(np.int64)
     order = np.random.default_rng(DIGITS_SPLIT_SEED).permutation(len(labels))
-    n_train = int(round(_DIGITS_FRACTIONS["train"] * len(labels)))
-    n_val = int(round(_DIGITS_FRACTIONS["val"] * len(labels)))
-    index = {
-        "train": order[:n_train],
-        "val": order[n_train:n_train + n_val],
-        "test": order[n_train + n_val:],
-    }
+    index = _carve(order, DIGITS_FRACTIONS)
     index["calib"] = index["train"][:DIGITS_CALIB_SIZE]
     return images, labels, index
+
+
+def _carve(order: np.ndarray, fractions: dict[str, float]) -> dict[str, np.ndarray]:
+    """Consecutive pieces of ``order``, one per split, sized by ``fractions`` (the last takes the rest)."""
+    names = list(fractions)
+    out: dict[str, np.ndarray] = {}
+    start = 0
+    for i, name in enumerate(names):
+        stop = len(order) if i == len(names) - 1 else start + int(round(fractions[name] * len(order)))
+        out[name] = order[start:stop]
+        start = stop
+    return out
+
+
+def split_sizes(spec: str = "digits") -> dict[str, int]:
+    """Images per split of ``spec`` (``calib`` included).
+
+    Raises:
+        DataError: as :func:`get_dataset`.
+    """
+    return {split: len(get_dataset(spec, split, image_size=8 if spec == "digits" else 32)) for split in SPLITS}
 
 
 @functools.lru_cache(maxsize=1)
@@ -174,18 +203,38 @@ class DigitsDataset(Dataset):
 # ------------------------------------------------------------------------ image folder
 
 
-def _imagefolder_root(path: Path, split: str) -> Path:
-    """The folder that holds ``split`` under an image-folder spec path."""
-    candidates = {"calib": ("calib", "train", "val")}.get(split, (split,))
-    has_splits = any((path / name).is_dir() for name in ("train", "val", "test"))
-    if not has_splits:
-        return path
-    for name in candidates:
-        if (path / name).is_dir():
-            return path / name
+_FOLDER_SPLITS: Final[tuple[str, ...]] = ("train", "val", "search", "test")
+#: How splits without a sub-folder are carved (folder -> fractions), by which folders exist.
+_CARVE_FLAT: Final[dict[str, float]] = {"train": 0.6, "val": 0.1, "search": 0.15, "test": 0.15}
+_CARVE_VAL_NO_TEST: Final[dict[str, float]] = {"val": 0.2, "search": 0.4, "test": 0.4}
+_CARVE_VAL_WITH_TEST: Final[dict[str, float]] = {"val": 0.5, "search": 0.5}
+_announced: set[tuple[str, str]] = set()
+
+
+def _imagefolder_plan(path: Path, split: str) -> tuple[Path, dict[str, float] | None, str]:
+    """The folder ``split`` reads under ``path``, the fractions when it is carved, and the piece it takes.
+
+    Never lets two splits read the same images: a split without its own sub-folder
+    takes a seeded piece of a folder whose other pieces go to the other splits.
+    """
+    has = {name: (path / name).is_dir() for name in (*_FOLDER_SPLITS, "calib")}
+    if split == "calib":
+        if has["calib"]:
+            return path / "calib", None, split
+        split = "train"
+    if not any(has[name] for name in _FOLDER_SPLITS):
+        return path, _CARVE_FLAT, split
+    if has[split]:
+        if split == "val" and not has["search"]:
+            return path / "val", _CARVE_VAL_WITH_TEST if has["test"] else _CARVE_VAL_NO_TEST, split
+        return path / split, None, split
+    if split in ("search", "test") and has["val"] and not has["search"]:
+        fractions = _CARVE_VAL_WITH_TEST if has["test"] else _CARVE_VAL_NO_TEST
+        if split in fractions:
+            return path / "val", fractions, split
     raise DataError(
-        f"image folder {str(path)!r} has split sub-folders but none for split {split!r} "
-        f"(looked for {', '.join(c + '/' for c in candidates)})"
+        f"image folder {str(path)!r} has split sub-folders ({', '.join(n + '/' for n in _FOLDER_SPLITS if has[n])}) "
+        f"but none that split {split!r} can read without sharing images with another split; add {split}/"
     )
 
 
@@ -216,10 +265,23 @@ def load_checkpoint(path: str | Path, *, map_location: Any = "cpu", weights_only
                         f"{type(exc).__name__}: {str(exc)[:120]}); delete it to start over") from None
 
 
+def _carved_indices(root: Path, n_images: int, fractions: dict[str, float], split: str) -> np.ndarray:
+    """The seeded piece of ``root``'s images that ``split`` reads; printed once per folder."""
+    order = np.random.default_rng(IMAGEFOLDER_SPLIT_SEED).permutation(n_images)
+    pieces = _carve(order, fractions)
+    key = (str(root), ",".join(fractions))
+    if key not in _announced:
+        _announced.add(key)
+        sizes = ", ".join(f"{name} {len(idx)}" for name, idx in pieces.items())
+        print(f"axhw.data: {root} has no sub-folder for every split; seeded split (seed {IMAGEFOLDER_SPLIT_SEED}) "
+              f"of its {n_images} images: {sizes}", file=sys.stderr)
+    return np.sort(pieces[split])
+
+
 def _imagefolder(path: Path, split: str, image_size: int | None, channels: int) -> Dataset:
     from torchvision import datasets, transforms
 
-    root = _imagefolder_root(path, split)
+    root, fractions, piece = _imagefolder_plan(path, split)
     size = 224 if image_size is None else int(image_size)
     steps = []
     if channels == 1:
@@ -234,16 +296,19 @@ def _imagefolder(path: Path, split: str, image_size: int | None, channels: int) 
     else:
         steps.append(transforms.Normalize(_IMAGENET_MEAN, _IMAGENET_STD))
     try:
-        return datasets.ImageFolder(str(root), transform=transforms.Compose(steps), loader=_load_image)
+        dataset = datasets.ImageFolder(str(root), transform=transforms.Compose(steps), loader=_load_image)
     except (FileNotFoundError, RuntimeError) as exc:  # no class folders / no images
         raise DataError(
             f"cannot read image folder {str(root)!r}: {exc}; it must hold one sub-folder per class "
             f"with images ({', '.join(_IMAGE_EXTENSIONS)})"
         ) from exc
+    if fractions is None:
+        return dataset
+    return Subset(dataset, _carved_indices(root, len(dataset), fractions, piece).tolist())
 
 
 def _imagefolder_classes(path: Path) -> list[str]:
-    root = _imagefolder_root(path, "train") if (path / "train").is_dir() else path
+    root = path / "train" if (path / "train").is_dir() else path
     classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
         raise DataError(f"image folder {str(root)!r} has no class sub-folders")
@@ -258,7 +323,7 @@ def get_dataset(spec: str = "digits", split: str = "test", image_size: int | Non
 
     Args:
         spec: ``"digits"`` or ``"imagefolder:PATH"`` (see the module docstring).
-        split: one of ``train``, ``val``, ``test``, ``calib``.
+        split: one of ``train``, ``val``, ``search``, ``test``, ``calib``.
         image_size: side of the square images in pixels; ``None`` means the source's
             default (:data:`DIGITS_IMAGE_SIZE` for digits, 224 for image folders).
         channels: 1 or 3; ``None`` means the source's own (1 for digits, 3 for image folders).

@@ -50,7 +50,7 @@ class TrainConfig:
         seed: seeds the initialization, the shuffling and the augmentation.
     """
 
-    epochs: int = 80
+    epochs: int = 150
     batch_size: int = 64
     lr: float = 2e-3
     weight_decay: float = 0.05
@@ -169,6 +169,7 @@ def train_default(config: TrainConfig = TrainConfig(), progress: bool = True) ->
         "split_seed": DIGITS_SPLIT_SEED,
         "n_train": len(train),
         "n_val": len(val),
+        "n_search": len(get_dataset("digits", "search")),
         "n_test": len(test),
         "model_config": dict(DEFAULT_CONFIG),
         "n_parameters": sum(p.numel() for p in model.parameters()),

@@ -44,7 +44,8 @@ from .layers import (
     exact_lut,
     load_lut,
 )
-from .retrain import RetrainReport, RetrainResult, model_fingerprint, retrain, retrain_config
+from .retrain import RetrainResult, model_fingerprint, retrain
+from .retraining import RetrainReport, retrain_config
 from .quantization import (
     CALIBRATORS,
     Calibrator,

@@ -40,7 +40,7 @@ from axhw.io import atomic_write_bytes
 
 from .convert import device_of as _device_of
 
-__all__ = ["RetrainResult", "RetrainReport", "retrain", "retrain_config", "model_fingerprint", "CHECKPOINT_NAME", "BEST_NAME"]
+__all__ = ["RetrainResult", "retrain", "model_fingerprint", "CHECKPOINT_NAME", "BEST_NAME"]
 
 #: File name of the training-state checkpoint inside ``checkpoint_dir``.
 CHECKPOINT_NAME: Final[str] = "retrain.pt"
@@ -160,6 +160,7 @@ def _split_batch(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
     raise ConfigError("retraining needs a loader of (inputs, targets) batches, e.g. axhw.data.get_loader(...)")
 
 
+# Long only by its docstring (one Args entry per option); the body is 35 lines.
 def retrain(
     model: nn.Module,
     loader: Iterable,
@@ -213,14 +214,50 @@ def retrain(
             from another model or with other settings (use ``resume=False`` or
             another ``checkpoint_dir``).
     """
-    from tqdm.auto import tqdm
-
-    from . import evaluate, set_grad_mode
+    from . import set_grad_mode
 
     if grad not in ("ste", "lut"):
         raise ConfigError(f"grad must be 'ste' or 'lut', got {grad!r}")
     if not lr > 0:
         raise ConfigError(f"lr must be > 0, got {lr}")
+    total_steps, steps_per_epoch = _step_counts(loader, epochs, steps)
+    device = torch.device(device) if device is not None else _device_of(model)
+    model.to(device)
+    loss_fn = loss_fn or F.cross_entropy
+    set_grad_mode(model, grad)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ConfigError("the model has no trainable parameters (requires_grad is False everywhere)")
+    settings = {
+        "grad": grad,
+        "lr": lr,
+        "total_steps": total_steps,
+        "steps_per_epoch": steps_per_epoch,
+        "seed": seed,
+        "weight_decay": weight_decay,
+        "keep_best": bool(keep_best and val_loader is not None),
+        "loss_fn": getattr(loss_fn, "__name__", type(loss_fn).__name__),
+        "start": model_fingerprint(model),
+    }
+    run = _Training(model, torch.optim.Adam(params, lr=lr, weight_decay=weight_decay), settings,
+                    RetrainResult(grad=grad, lr=lr, total_steps=total_steps), checkpoint_dir, val_loader, device)
+    torch.manual_seed(seed)
+    if resume:
+        run.restore()
+    run.train(loader, loss_fn, checkpoint_every, progress)
+    if settings["keep_best"] and run.best_state is not None:
+        model.load_state_dict(run.best_state)
+    model.eval()
+    return run.result
+
+
+def _step_counts(loader: Iterable, epochs: int, steps: int | None) -> tuple[int, int]:
+    """``(total steps, steps per epoch)`` of a run over ``loader``.
+
+    Raises:
+        ConfigError: non-positive ``epochs``/``steps``, a loader without length when
+            ``steps`` is not given, or an empty loader.
+    """
     if steps is None:
         if epochs < 1:
             raise ConfigError(f"epochs must be >= 1, got {epochs}")
@@ -239,358 +276,145 @@ def retrain(
             steps_per_epoch = total_steps
     if steps_per_epoch < 1:
         raise ConfigError("the training loader yields no batches")
-    device = torch.device(device) if device is not None else _device_of(model)
-    model.to(device)
-    loss_fn = loss_fn or F.cross_entropy
-    set_grad_mode(model, grad)
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
-        raise ConfigError("the model has no trainable parameters (requires_grad is False everywhere)")
-    optimizer = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
-    settings = {
-        "grad": grad,
-        "lr": lr,
-        "total_steps": total_steps,
-        "steps_per_epoch": steps_per_epoch,
-        "seed": seed,
-        "weight_decay": weight_decay,
-        "keep_best": bool(keep_best and val_loader is not None),
-        "loss_fn": getattr(loss_fn, "__name__", type(loss_fn).__name__),
-        "start": model_fingerprint(model),
-    }
-    result = RetrainResult(grad=grad, lr=lr, total_steps=total_steps)
-    ckpt_path = best_path = None
-    if checkpoint_dir is not None:
-        ckpt_path = Path(checkpoint_dir) / CHECKPOINT_NAME
-        best_path = Path(checkpoint_dir) / BEST_NAME
-        result.checkpoint = str(ckpt_path)
-    best_state: dict[str, Any] | None = None
-    best_acc = -math.inf
-    step_in_epoch = 0
-    torch.manual_seed(seed)
+    return total_steps, steps_per_epoch
 
-    if resume and ckpt_path is not None and ckpt_path.is_file():
+
+class _Training:
+    """The state of one :func:`retrain` run: model, optimizer, result, best epoch and its checkpoint files."""
+
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, settings: dict[str, Any],
+                 result: RetrainResult, checkpoint_dir: str | Path | None, val_loader: Iterable | None,
+                 device: torch.device) -> None:
+        self.model, self.optimizer, self.settings, self.result = model, optimizer, settings, result
+        self.val_loader, self.device = val_loader, device
+        self.ckpt_path = self.best_path = None
+        if checkpoint_dir is not None:
+            self.ckpt_path = Path(checkpoint_dir) / CHECKPOINT_NAME
+            self.best_path = Path(checkpoint_dir) / BEST_NAME
+            result.checkpoint = str(self.ckpt_path)
+        self.best_state: dict[str, Any] | None = None
+        self.best_acc = -math.inf
+        self.step_in_epoch = 0
+
+    def restore(self) -> None:
+        """Continue from the checkpoint of the same model and settings, if there is one."""
+        if self.ckpt_path is None or not self.ckpt_path.is_file():
+            return
         from axhw.data import load_checkpoint
 
-        state = load_checkpoint(ckpt_path, map_location=device, weights_only=False)
+        state = load_checkpoint(self.ckpt_path, map_location=self.device, weights_only=False)
         if not isinstance(state, dict):
-            raise ConfigError(f"checkpoint {str(ckpt_path)!r} is not a retraining checkpoint; delete it to start over")
-        if state.get("schema") != _SCHEMA or state.get("settings") != settings:
-            diff = sorted(k for k in settings if state.get("settings", {}).get(k) != settings[k])
+            raise ConfigError(f"checkpoint {str(self.ckpt_path)!r} is not a retraining checkpoint; delete it to start over")
+        if state.get("schema") != _SCHEMA or state.get("settings") != self.settings:
+            diff = sorted(k for k in self.settings if state.get("settings", {}).get(k) != self.settings[k])
             raise ConfigError(
-                f"checkpoint {str(ckpt_path)!r} was made from another model or with other settings "
+                f"checkpoint {str(self.ckpt_path)!r} was made from another model or with other settings "
                 f"(differs in: {', '.join(diff) or 'format'}); pass resume=False to start over, "
                 "or use another checkpoint_dir"
             )
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng"])
-        result = RetrainResult.from_json(state["result"])
-        result.resumed_from_step = result.steps
-        result.checkpoint = str(ckpt_path)
-        step_in_epoch = state["step_in_epoch"]
-        best_acc = state["best_accuracy"]
-        if settings["keep_best"] and best_path is not None and best_path.is_file():
-            best_state = load_checkpoint(best_path, map_location=device, weights_only=True)
+        self.result = RetrainResult.from_json(state["result"])
+        self.result.resumed_from_step = self.result.steps
+        self.result.checkpoint = str(self.ckpt_path)
+        self.step_in_epoch = state["step_in_epoch"]
+        self.best_acc = state["best_accuracy"]
+        if self.settings["keep_best"] and self.best_path is not None and self.best_path.is_file():
+            self.best_state = load_checkpoint(self.best_path, map_location=self.device, weights_only=True)
 
-    def save_checkpoint() -> None:
-        if ckpt_path is None:
+    def save_checkpoint(self) -> None:
+        if self.ckpt_path is None:
             return
-        _save(ckpt_path, {
+        _save(self.ckpt_path, {
             "schema": _SCHEMA,
-            "settings": settings,
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
+            "settings": self.settings,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
             "rng": torch.get_rng_state(),
-            "result": result.to_json(),
-            "step_in_epoch": step_in_epoch,
-            "best_accuracy": best_acc,
+            "result": self.result.to_json(),
+            "step_in_epoch": self.step_in_epoch,
+            "best_accuracy": self.best_acc,
         })
 
-    def validate(epoch: int) -> None:
-        nonlocal best_state, best_acc
-        if val_loader is None:
+    def validate(self, epoch: int) -> None:
+        """Accuracy on the validation loader; keeps the weights of the best epoch (ties: the later)."""
+        from . import evaluate
+
+        if self.val_loader is None:
             return
-        accuracy = float(evaluate(model, val_loader, device=device, progress=False))
-        result.val_accuracy.append(accuracy)
-        if settings["keep_best"] and accuracy >= best_acc:
-            best_acc, result.best_epoch = accuracy, epoch
-            best_state = _state_copy(model)
-            if best_path is not None:
-                _save(best_path, best_state)
+        accuracy = float(evaluate(self.model, self.val_loader, device=self.device, progress=False))
+        self.result.val_accuracy.append(accuracy)
+        if self.settings["keep_best"] and accuracy >= self.best_acc:
+            self.best_acc, self.result.best_epoch = accuracy, epoch
+            self.best_state = _state_copy(self.model)
+            if self.best_path is not None:
+                _save(self.best_path, self.best_state)
 
-    t_start = time.perf_counter()
-    seconds_before = result.seconds
-    if result.steps == 0 and not result.val_accuracy:
-        validate(0)
-    bar = tqdm(total=total_steps, initial=result.steps, desc=f"retrain ({grad})", unit="step", disable=not progress)
-    try:
-        while result.steps < total_steps:
-            epoch = result.epochs if step_in_epoch else result.epochs + 1
-            if step_in_epoch == 0:
-                result.epochs = epoch
-                result.epoch_loss.append(0.0)
-            seen = correct = 0
-            loss_sum = result.epoch_loss[-1] * step_in_epoch
-            model.train()
-            for batch in _batches(loader, epoch, seed, step_in_epoch):
-                inputs, targets = _split_batch(batch)
-                inputs, targets = inputs.to(device), targets.to(device)
-                outputs = model(inputs)
-                loss = loss_fn(outputs, targets)
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"retraining loss became {loss.item()} at step {result.steps + 1}; lower lr")
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                value = loss.item()
-                result.loss_history.append(value)
-                result.steps += 1
-                step_in_epoch += 1
-                loss_sum += value
-                result.epoch_loss[-1] = loss_sum / step_in_epoch
-                if targets.dtype in (torch.int64, torch.int32) and outputs.dim() == 2:
-                    seen += len(targets)
-                    correct += int((outputs.detach().argmax(1) == targets).sum())
-                bar.update(1)
-                bar.set_postfix(loss=f"{value:.4f}")
-                if checkpoint_every and result.steps % checkpoint_every == 0 and result.steps < total_steps:
-                    result.seconds = seconds_before + time.perf_counter() - t_start
-                    save_checkpoint()
-                if result.steps >= total_steps:
-                    break
-            if seen:
-                result.train_accuracy.append(correct / seen)
-            step_in_epoch = 0
-            model.eval()
-            validate(epoch)
-            if result.val_accuracy:
-                bar.set_postfix(loss=f"{result.epoch_loss[-1]:.4f}", val=f"{result.val_accuracy[-1]:.4f}")
-            result.seconds = seconds_before + time.perf_counter() - t_start
-            save_checkpoint()
-    except KeyboardInterrupt:
-        if step_in_epoch > 0:  # mid-epoch: keep the steps done; otherwise the epoch-end checkpoint stands
-            result.seconds = seconds_before + time.perf_counter() - t_start
-            save_checkpoint()
-        raise
-    finally:
-        bar.close()
-    if settings["keep_best"] and best_state is not None:
-        model.load_state_dict(best_state)
-    model.eval()
-    return result
+    def train(self, loader: Iterable, loss_fn: LossFn, checkpoint_every: int | None, progress: bool) -> None:
+        """Run epochs until the step budget is spent; checkpoint per epoch, every ``checkpoint_every`` and on Ctrl-C."""
+        from tqdm.auto import tqdm
 
-
-# --------------------------------------------------------------------------- the pipeline
-
-
-@dataclass
-class RetrainReport:
-    """Accuracy of a model before and after approximation-aware retraining.
-
-    Attributes:
-        model: model name (``"default"`` or a timm name).
-        data: data spec the model was calibrated, retrained and tested on.
-        config: the layer config (glob -> multiplier) that was applied.
-        fp32_accuracy: test top-1 accuracy in [0, 1] of the float model.
-        int8_accuracy: test accuracy with the exact int8 product everywhere.
-        approx_accuracy: test accuracy with ``config`` applied, before retraining.
-        retrained_accuracy: test accuracy after retraining, per gradient method.
-        runs: the :class:`RetrainResult` of each gradient method.
-        files: what was written (name -> path).
-        seconds: wall time per part (``evaluate``, ``retrain_ste``, ``retrain_lut``).
-    """
-
-    model: str
-    data: str
-    config: dict[str, str]
-    fp32_accuracy: float
-    int8_accuracy: float
-    approx_accuracy: float
-    retrained_accuracy: dict[str, float] = field(default_factory=dict)
-    runs: dict[str, RetrainResult] = field(default_factory=dict)
-    files: dict[str, str] = field(default_factory=dict)
-    seconds: dict[str, float] = field(default_factory=dict)
-
-    def recovered(self, grad: str) -> float:
-        """Fraction of the accuracy lost to approximation that retraining won back.
-
-        ``(retrained - approx) / (fp32 - approx)``; ``nan`` when nothing was lost.
-        """
-        lost = self.fp32_accuracy - self.approx_accuracy
-        return (self.retrained_accuracy[grad] - self.approx_accuracy) / lost if lost > 0 else math.nan
-
-    def table(self) -> str:
-        """A Markdown table of the accuracies (in percent) and the recovered fraction."""
-        rows = [
-            ("fp32", self.fp32_accuracy, ""),
-            ("int8 (exact multiplier)", self.int8_accuracy, ""),
-            ("approximate", self.approx_accuracy, ""),
-        ]
-        names = {"ste": "retrained (STE)", "lut": "retrained (gradient LUT)"}
-        for grad, accuracy in self.retrained_accuracy.items():
-            recovered = self.recovered(grad)
-            rows.append((names.get(grad, grad), accuracy, "" if math.isnan(recovered) else f"{100 * recovered:.0f} %"))
-        lines = ["| model | top-1 (%) | lost accuracy recovered |", "|---|---:|---:|"]
-        lines += [f"| {name} | {100 * acc:.2f} | {rec} |" for name, acc, rec in rows]
-        return "\n".join(lines)
-
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict of every field."""
-        data = asdict(self)
-        data["runs"] = {k: v.to_json() for k, v in self.runs.items()}
-        return {"schema": _SCHEMA, **data}
-
-
-def _evaluations(path: Path) -> dict[str, float]:
-    import json
-
-    if path.is_file():
+        result = self.result
+        t_start, seconds_before = time.perf_counter(), result.seconds
+        if result.steps == 0 and not result.val_accuracy:
+            self.validate(0)
+        bar = tqdm(total=result.total_steps, initial=result.steps, desc=f"retrain ({result.grad})", unit="step",
+                   disable=not progress)
         try:
-            return {str(k): float(v) for k, v in json.loads(path.read_text()).items()}
-        except (ValueError, AttributeError):
-            return {}
-    return {}
+            while result.steps < result.total_steps:
+                epoch = result.epochs if self.step_in_epoch else result.epochs + 1
+                if self.step_in_epoch == 0:
+                    result.epochs = epoch
+                    result.epoch_loss.append(0.0)
+                self._epoch(loader, epoch, loss_fn, bar, checkpoint_every, lambda: seconds_before + time.perf_counter() - t_start)
+                self.step_in_epoch = 0
+                self.model.eval()
+                self.validate(epoch)
+                if result.val_accuracy:
+                    bar.set_postfix(loss=f"{result.epoch_loss[-1]:.4f}", val=f"{result.val_accuracy[-1]:.4f}")
+                result.seconds = seconds_before + time.perf_counter() - t_start
+                self.save_checkpoint()
+        except KeyboardInterrupt:
+            if self.step_in_epoch > 0:  # mid-epoch: keep the steps done; otherwise the epoch-end checkpoint stands
+                result.seconds = seconds_before + time.perf_counter() - t_start
+                self.save_checkpoint()
+            raise
+        finally:
+            bar.close()
 
-
-def _plot_runs(runs: dict[str, RetrainResult], path: Path) -> Path:
-    """Training loss (moving average) and validation accuracy per gradient method, as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
-
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.8))
-    for grad, run in runs.items():
-        losses = torch.tensor(run.loss_history, dtype=torch.float64)
-        window = max(1, min(10, len(losses) // 5))
-        smooth = losses.unfold(0, window, 1).mean(1) if len(losses) >= window else losses
-        ax_loss.plot(range(window, window + len(smooth)), smooth.numpy(), label=grad)
-        if run.val_accuracy:
-            ax_acc.plot(range(len(run.val_accuracy)), [100 * a for a in run.val_accuracy], marker="o", label=grad)
-    ax_loss.set(xlabel="step", ylabel="training loss (moving average)", title="retraining loss")
-    ax_acc.set(xlabel="epoch (0 = before)", ylabel="validation top-1 (%)", title="validation accuracy")
-    ax_acc.xaxis.set_major_locator(MaxNLocator(integer=True))
-    for axis in (ax_loss, ax_acc):
-        axis.grid(alpha=0.3)
-        axis.legend()
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
-    plt.close(fig)
-    return atomic_write_bytes(path, buffer.getvalue())
-
-
-def retrain_config(
-    config: dict[str, str] | str,
-    *,
-    model: str = "default",
-    checkpoint: str | Path | None = None,
-    data: str = "digits",
-    grads: Iterable[str] = ("ste", "lut"),
-    epochs: int = 1,
-    steps: int | None = None,
-    lr: float = 5e-5,
-    batch_size: int = 64,
-    out_dir: str | Path = "out/retrain",
-    calib_batches: int | None = 4,
-    eval_size: int | None = None,
-    seed: int = 0,
-    resume: bool = True,
-    device: str | torch.device | None = None,
-    progress: bool = True,
-) -> RetrainReport:
-    """Approximate a model, measure it, retrain it with each gradient method and measure again.
-
-    Calibrates on the ``calib`` split, retrains on ``train`` (shuffled, seeded)
-    keeping the best epoch on ``val``, and reports top-1 accuracy on ``test``.
-    Every result is cached under ``out_dir`` (accuracies by model fingerprint,
-    retraining by checkpoint), so a second call with the same arguments is fast,
-    and an interrupted call resumes.
-
-    Args:
-        config: layer config (glob -> multiplier name), or one multiplier name for every layer.
-        model: ``"default"`` or a timm model name (see :func:`axhw.models.load_model`).
-        checkpoint: local weights for ``model``.
-        data: ``"digits"`` or ``"imagefolder:PATH"``.
-        grads: gradient methods to retrain with, each from the same approximated model.
-        epochs, steps, lr: as :func:`retrain`.
-        batch_size: images per batch for every loader.
-        out_dir: where checkpoints, retrained weights, ``summary.json``,
-            ``summary.md`` and ``retrain_loss.png`` are written.
-        calib_batches: calibration batches (``None``: the whole ``calib`` split).
-        eval_size: use only the first this many images of ``val`` and ``test``
-            (``None``: all).
-        seed: seeds the shuffling and retraining.
-        resume: re-use finished or interrupted retraining runs in ``out_dir``.
-        device: where to run (default CPU).
-        progress: show progress bars.
-
-    Returns:
-        :class:`RetrainReport`.
-
-    Raises:
-        ConfigError, DataError, DatabaseError: bad config, data, model or multiplier name.
-    """
-    import copy
-    import json
-
-    from axhw.data import get_loader, num_classes
-    from axhw.io import atomic_write_json, atomic_write_text
-    from axhw.models import load_model
-
-    from . import approximate, evaluate, model_input_size
-
-    grads = tuple(grads)
-    for grad in grads:
-        if grad not in ("ste", "lut"):
-            raise ConfigError(f"grad must be 'ste' or 'lut', got {grad!r}")
-    if isinstance(config, str):
-        config = {"*": config}
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    device = torch.device(device) if device is not None else torch.device("cpu")
-    base = load_model(model, checkpoint=checkpoint, num_classes=num_classes(data)).to(device)
-    channels, height, _ = model_input_size(base)
-
-    def loader(split: str, shuffle: bool = False, limit: int | None = None):
-        return get_loader(data, split, batch_size=batch_size, shuffle=shuffle, image_size=height, channels=channels,
-                          limit=limit, seed=seed)
-
-    test, calib = loader("test", limit=eval_size), loader("calib")
-    cache_path = out / "evaluations.json"
-    cache = _evaluations(cache_path)
-    t0 = time.perf_counter()
-
-    def test_accuracy(net: nn.Module) -> float:
-        key = f"{model_fingerprint(net)}:{data}:test:{eval_size or 'all'}"
-        if key not in cache:
-            cache[key] = float(evaluate(net, test, device=device, progress=progress))
-            atomic_write_json(cache_path, cache)
-        return cache[key]
-
-    fp32 = test_accuracy(base)
-    int8 = test_accuracy(approximate(base, {"*": "exact"}, calib, num_batches=calib_batches, progress=progress))
-    ax = approximate(base, config, calib, num_batches=calib_batches, progress=progress)
-    report = RetrainReport(model=model, data=data, config=dict(config), fp32_accuracy=fp32, int8_accuracy=int8,
-                           approx_accuracy=test_accuracy(ax))
-    report.seconds["evaluate"] = round(time.perf_counter() - t0, 1)
-    train, val = loader("train", shuffle=True), loader("val", limit=eval_size)
-    for grad in grads:
-        t0 = time.perf_counter()
-        net = copy.deepcopy(ax)
-        run = retrain(net, train, grad=grad, epochs=epochs, steps=steps, lr=lr, checkpoint_dir=out / grad,
-                      resume=resume, val_loader=val, seed=seed, device=device, progress=progress)
-        report.runs[grad] = run
-        report.retrained_accuracy[grad] = test_accuracy(net)
-        report.files[f"weights_{grad}"] = str(_save(out / grad / "model.pt", net.state_dict()))
-        report.seconds[f"retrain_{grad}"] = round(time.perf_counter() - t0, 1)
-    if report.runs:
-        report.files["plot"] = str(_plot_runs(report.runs, out / "retrain_loss.png"))
-    report.files["summary_json"] = str(out / "summary.json")
-    report.files["summary_md"] = str(out / "summary.md")
-    atomic_write_json(out / "summary.json", report.to_json())
-    header = f"model `{model}` on `{data}`, config `{json.dumps(dict(config))}`\n\n"
-    atomic_write_text(out / "summary.md", header + report.table() + "\n")
-    return report
+    def _epoch(self, loader: Iterable, epoch: int, loss_fn: LossFn, bar: Any, checkpoint_every: int | None,
+               elapsed: Callable[[], float]) -> None:
+        """One (possibly resumed, possibly partial) pass over ``loader``."""
+        result = self.result
+        seen = correct = 0
+        loss_sum = result.epoch_loss[-1] * self.step_in_epoch
+        self.model.train()
+        for batch in _batches(loader, epoch, self.settings["seed"], self.step_in_epoch):
+            inputs, targets = _split_batch(batch)
+            inputs, targets = inputs.to(self.device), targets.to(self.device)
+            outputs = self.model(inputs)
+            loss = loss_fn(outputs, targets)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"retraining loss became {loss.item()} at step {result.steps + 1}; lower lr")
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            value = loss.item()
+            result.loss_history.append(value)
+            result.steps += 1
+            self.step_in_epoch += 1
+            loss_sum += value
+            result.epoch_loss[-1] = loss_sum / self.step_in_epoch
+            if targets.dtype in (torch.int64, torch.int32) and outputs.dim() == 2:
+                seen += len(targets)
+                correct += int((outputs.detach().argmax(1) == targets).sum())
+            bar.update(1)
+            bar.set_postfix(loss=f"{value:.4f}")
+            if checkpoint_every and result.steps % checkpoint_every == 0 and result.steps < result.total_steps:
+                result.seconds = elapsed()
+                self.save_checkpoint()
+            if result.steps >= result.total_steps:
+                break
+        if seen:
+            result.train_accuracy.append(correct / seen)

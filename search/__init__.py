@@ -7,7 +7,7 @@ from a scikit-learn accuracy surrogate (or with a baseline: uniform sweep, rando
 greedy, multiple-choice knapsack, NSGA-II), and returns a :class:`SearchResult`.
 """
 
-from .api import METHODS, ConstraintWarning, cross_validated_surrogate_metrics, run, run_on_space
+from .api import METHODS, ConstraintWarning, ResolutionWarning, cross_validated_surrogate_metrics, run_on_space
 from .baselines import NSGA2, GreedySensitivity, Knapsack, RandomSearch, UniformSweep
 from .evaluate import EXECUTORS, Evaluator, ModelTask, ProcessExecutor, RayExecutor, SerialExecutor, make_executor
 from .mcts import MCTS, rollout_policy
@@ -17,12 +17,16 @@ from .result import Evaluation, SearchResult
 from .sensitivity import profile_sensitivity, sensitivity_configs
 from .space import EXACT, SearchSpace, efficient_candidates, hardware_cost
 from .surrogate import AccuracySurrogate, ConfigFeatures, make_surrogate, surrogate_metrics
+from .workflow import load_split, run, score_holdout
 
 __all__ = [
     "run",
     "run_on_space",
     "METHODS",
     "ConstraintWarning",
+    "ResolutionWarning",
+    "load_split",
+    "score_holdout",
     "cross_validated_surrogate_metrics",
     "SearchSpace",
     "EXACT",

@@ -64,8 +64,8 @@ class SerialExecutor:
     def __init__(self, n_workers: int | None = None, address: str | None = None) -> None:
         self.n_workers = 1
 
-    def map(self, task: Callable[[Mapping[str, str]], float], configs: Sequence[Mapping[str, str]]) -> list[float]:
-        return [float(task(c)) for c in configs]
+    def map(self, task: Callable[[Mapping[str, str]], Any], configs: Sequence[Mapping[str, str]]) -> list[Any]:
+        return [task(c) for c in configs]
 
     def close(self) -> None:
         pass
@@ -80,8 +80,8 @@ def _init_worker(task: Any, torch_threads: int) -> None:
     apply_threads(torch_threads)  # torch and Numba may be loaded already by unpickling the task
 
 
-def _run_in_worker(config: Mapping[str, str]) -> float:
-    return float(_WORKER_TASK(config))
+def _run_in_worker(config: Mapping[str, str]) -> Any:
+    return _WORKER_TASK(config)
 
 
 class ProcessExecutor:
@@ -99,9 +99,9 @@ class ProcessExecutor:
         self._pool: ProcessPoolExecutor | None = None
         self._task: Any = None
 
-    def map(self, task: Callable[[Mapping[str, str]], float], configs: Sequence[Mapping[str, str]]) -> list[float]:
+    def map(self, task: Callable[[Mapping[str, str]], Any], configs: Sequence[Mapping[str, str]]) -> list[Any]:
         if self.n_workers == 1 or len(configs) <= 1:
-            return [float(task(c)) for c in configs]
+            return [task(c) for c in configs]
         if self._pool is None or self._task is not task:
             self.close()
             import multiprocessing
@@ -154,12 +154,12 @@ class RayExecutor:
         self._task_ref: Any = None
         self._task: Any = None
 
-    def map(self, task: Callable[[Mapping[str, str]], float], configs: Sequence[Mapping[str, str]]) -> list[float]:
+    def map(self, task: Callable[[Mapping[str, str]], Any], configs: Sequence[Mapping[str, str]]) -> list[Any]:
         if self._task is not task:
             self._task_ref = self._ray.put(task)
             self._task = task
         refs = [self._remote.remote(self._task_ref, dict(c)) for c in configs]
-        return [float(v) for v in self._ray.get(refs)]
+        return list(self._ray.get(refs))
 
     def close(self) -> None:
         self._task_ref = None
@@ -190,8 +190,8 @@ def _start_ray(ray: Any, address: str | None, kwargs: dict[str, Any]) -> None:
                           f"{str(exc).splitlines()[0][:120] if str(exc) else ''}); use --executor process") from None
 
 
-def _ray_evaluate(task: Any, config: Mapping[str, str]) -> float:
-    return float(task(config))
+def _ray_evaluate(task: Any, config: Mapping[str, str]) -> Any:
+    return task(config)
 
 
 #: Executor name -> class; each takes ``(n_workers=None, address=None)``.
@@ -222,6 +222,11 @@ class Evaluator:
             "search_evals"``; ``False``: in-memory only.
         lut_sha256: multiplier name -> product-table hash, mixed into each cache key.
 
+    A task with an ``outcomes(config)`` method (per-image correctness, as
+    :class:`ModelTask` has) is run through it, so every evaluation also keeps which
+    images it got right (:meth:`outcomes`): paired intervals against the int8 model
+    need them.
+
     Attributes:
         n_computed: configurations actually run by the task (cache misses).
         n_cached: configurations answered from the cache.
@@ -245,7 +250,9 @@ class Evaluator:
             cache_dir = default_cache_dir() / "search_evals"
         self.cache_dir = None if cache_dir is False else Path(cache_dir)
         self.lut_sha256 = dict(lut_sha256 or {})
+        self._run = _OutcomeCall(task) if callable(getattr(task, "outcomes", None)) else task
         self._memory: dict[str, float] = {}
+        self._outcomes: dict[str, tuple[int, str]] = {}
         self.n_computed = 0
         self.n_cached = 0
 
@@ -269,12 +276,28 @@ class Evaluator:
         path = self._path(key)
         if path is not None and path.is_file():
             try:
-                value = float(json.loads(path.read_text())["accuracy"])
+                data = json.loads(path.read_text())
+                value = float(data["accuracy"])
+                outcome = (int(data["n_images"]), str(data["correct"])) if "correct" in data else None
             except (ValueError, KeyError, TypeError, OSError):
                 return None  # a damaged entry is simply recomputed
+            if outcome is None and self._run is not self.task:
+                return None  # written before outcomes were kept: measure again to get them
             self._memory[key] = value
+            if outcome is not None:
+                self._outcomes[key] = outcome
             return value
         return None
+
+    def outcomes(self, config: Mapping[str, str]) -> np.ndarray | None:
+        """Per-image correctness of an evaluated configuration (``None``: not kept or not evaluated)."""
+        from ..stats import unpack_outcomes
+
+        key = self.key(config)
+        if key not in self._memory:
+            self._lookup(key)
+        kept = self._outcomes.get(key)
+        return None if kept is None else unpack_outcomes(kept[1], kept[0])
 
     def evaluate(self, configs: Sequence[Mapping[str, str]]) -> list[float]:
         """Accuracy of each configuration, in order (cache first, then the executor).
@@ -289,16 +312,21 @@ class Evaluator:
                 todo[k] = i
         self.n_cached += sum(v is not None for v in out)
         if todo:
-            values = self.executor.map(self.task, [dict(configs[i]) for i in todo.values()])
+            values = self.executor.map(self._run, [dict(configs[i]) for i in todo.values()])
             self.n_computed += len(values)
-            for (k, i), value in zip(todo.items(), values):
-                value = float(value)
+            for (k, i), raw in zip(todo.items(), values):
+                entry: dict[str, Any] = {}
+                if isinstance(raw, tuple):  # (accuracy, n_images, packed outcomes) from _OutcomeCall
+                    raw, n_images, packed = raw
+                    self._outcomes[k] = (int(n_images), str(packed))
+                    entry = {"n_images": int(n_images), "correct": str(packed)}
+                value = float(raw)
                 if not np.isfinite(value) or not 0.0 <= value <= 1.0:
                     raise ValueError(f"evaluation task returned accuracy {value!r} outside [0, 1]")
                 self._memory[k] = value
                 path = self._path(k)
                 if path is not None:
-                    atomic_write_json(path, {"accuracy": value, "config": dict(configs[i])})
+                    atomic_write_json(path, {"accuracy": value, "config": dict(configs[i]), **entry})
         return [float(self._memory[k]) if v is None else float(v) for k, v in zip(keys, out)]
 
     def __call__(self, config: Mapping[str, str]) -> float:
@@ -315,6 +343,20 @@ class Evaluator:
         self.close()
 
 
+class _OutcomeCall:
+    """Picklable ``config -> (accuracy, n_images, packed per-image outcomes)`` over a task's ``outcomes``."""
+
+    def __init__(self, task: Any) -> None:
+        self.task = task
+        self.fingerprint = task.fingerprint
+
+    def __call__(self, config: Mapping[str, str]) -> tuple[float, int, str]:
+        from ..stats import pack_outcomes
+
+        correct = np.asarray(self.task.outcomes(config), dtype=bool)
+        return float(correct.mean()), int(correct.size), pack_outcomes(correct)
+
+
 # ---------------------------------------------------------------------- real task
 class ModelTask:
     """Accuracy of a model under a configuration, on a fixed held-out subset.
@@ -329,8 +371,9 @@ class ModelTask:
     rebuilt in each worker, not shipped.
 
     Args:
-        model: the float model (kept on CPU, in eval mode).
-        images, labels: the held-out evaluation subset.
+        model: the float model; the task keeps its own copy (on the CPU, in eval
+            mode), so the caller's model is neither moved nor changed.
+        images, labels: the evaluation subset (the ``search`` split in a search).
         calib_images: calibration images for the int8 scales.
         backend: kernel backend for :func:`axhw.emulator.approximate`.
         batch_size: evaluation batch size.
@@ -339,9 +382,11 @@ class ModelTask:
 
     def __init__(self, model: Any, images: Any, labels: Any, calib_images: Any, *, backend: str = "auto",
                  batch_size: int = 512, device: str | None = None) -> None:
+        import copy
+
         import torch
 
-        self.model = model.cpu().eval()
+        self.model = copy.deepcopy(model).cpu().eval()
         self.images = torch.as_tensor(images).float().contiguous()
         self.labels = torch.as_tensor(labels).long().contiguous()
         self.calib_images = torch.as_tensor(calib_images).float().contiguous()
@@ -363,6 +408,8 @@ class ModelTask:
                  for t in list(self.model.state_dict().values()) if isinstance(t, torch.Tensor)]
         parts += [sha256_bytes(t.numpy().tobytes()) for t in (self.images, self.labels, self.calib_images)]
         parts += [type(self.model).__name__, self.backend, _axhw_version()]
+        if self.device is not None and str(self.device) != "cpu":  # float rounding may differ off the CPU
+            parts.append(str(self.device))
         return sha256_bytes("|".join(parts).encode())
 
     def _loader(self, images: Any, labels: Any | None = None) -> Any:
@@ -390,11 +437,15 @@ class ModelTask:
                 self._ax.to(self.device)
         return set_multipliers(self._ax, dict(config))
 
-    def __call__(self, config: Mapping[str, str]) -> float:
-        from ..emulator import evaluate
+    def outcomes(self, config: Mapping[str, str]) -> np.ndarray:
+        """Per-image top-1 correctness (bool, one per image) under ``config``."""
+        from ..emulator.scoring import correct_per_image
 
         model = self.approximated(config)
-        return float(evaluate(model, self._loader(self.images, self.labels), device=self.device, progress=False))
+        return correct_per_image(model, self._loader(self.images, self.labels), device=self.device)
+
+    def __call__(self, config: Mapping[str, str]) -> float:
+        return float(self.outcomes(config).mean())
 
 
 def _axhw_version() -> str:

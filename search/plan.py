@@ -32,7 +32,7 @@ import numpy as np
 
 from ..errors import ConfigError
 
-__all__ = ["dominated", "prune_candidates", "cap_types", "check_max_types", "SearchCost", "estimate_cost"]
+__all__ = ["dominated", "prune_candidates", "prune_for_search", "announce_cost", "cap_types", "check_max_types", "SearchCost", "estimate_cost"]
 
 _EXACT = np.outer(np.arange(-128, 128, dtype=np.int64), np.arange(-128, 128, dtype=np.int64))
 
@@ -83,6 +83,28 @@ def prune_candidates(names: Sequence[str], liberty: str = "osu018", keep: Sequen
                       {n: c.area_um2 for n, c in costs.items()})
     dropped = {n: by for n, by in found.items() if n not in keep and n in names}
     return [n for n in names if n not in dropped], dropped
+
+
+def prune_for_search(names: Sequence[str], liberty: str = "osu018") -> tuple[list[str], dict[str, str]]:
+    """:func:`prune_candidates` keeping the search's power reference (the cheapest exact design)."""
+    from ..hw.baseline import best_exact
+
+    return prune_candidates(names, liberty, keep=[best_exact(liberty).name])
+
+
+def announce_cost(space: Any, evaluator: Any, budget: Any, pruned: Mapping[str, str], progress: bool) -> dict[str, Any]:
+    """:func:`estimate_cost`, printed (to stderr) when ``progress``; the settings to record.
+
+    Nothing is measured for a budget the search will refuse (below the number of ops).
+    """
+    if not isinstance(budget, (int, np.integer)) or budget < space.n_ops:
+        return {}
+    cost = estimate_cost(space, evaluator, int(budget), pruned)
+    if progress:
+        import sys
+
+        print(cost.describe(), file=sys.stderr, flush=True)
+    return {"cost_estimate": cost.to_json()}
 
 
 def check_max_types(max_types: int | None) -> int | None:

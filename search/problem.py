@@ -79,6 +79,7 @@ class SearchProblem:
         self.history: list[Evaluation] = []
         self._keys: dict[tuple[int, ...], Evaluation] = {}
         self._replay: dict[tuple[int, ...], float] = {}
+        self._replay_outcomes: dict[tuple[int, ...], tuple[int, str]] = {}
         self.n_replayed = 0
         if self.checkpoint is not None and self.checkpoint.is_file():
             self._replay = self._read_checkpoint(self.checkpoint)
@@ -180,8 +181,11 @@ class SearchProblem:
 
     def _record(self, rows: Sequence[np.ndarray], accuracies: Sequence[float], method: str,
                 predicted_drop: Sequence[float | None]) -> list[Evaluation]:
+        from ..stats import pack_outcomes
+
         created = []
         for x, acc, pred in zip(rows, accuracies, predicted_drop):
+            outcomes = self._outcomes(x)
             e = Evaluation(
                 index=len(self.history),
                 method=method,
@@ -190,6 +194,8 @@ class SearchProblem:
                 power_rel=float(self.space.power_rel(x)),
                 area_rel=self.space.area_rel(x),
                 predicted_accuracy=None if pred is None else float(self.reference_accuracy - pred / 100.0),
+                n_images=None if outcomes is None else int(outcomes.size),
+                correct=None if outcomes is None else pack_outcomes(outcomes),
             )
             self.history.append(e)
             self._keys[tuple(int(v) for v in x)] = e
@@ -201,6 +207,17 @@ class SearchProblem:
                 self._bar.set_postfix_str(f"best saving {100 * (1 - best.power_rel):.1f}% at "
                                           f"drop {self.drop(best.accuracy):.2f}", refresh=False)
         return created
+
+    def _outcomes(self, x: np.ndarray) -> np.ndarray | None:
+        """Per-image outcomes of row ``x``: from the evaluator, else from the checkpoint (``None``: not kept)."""
+        from ..stats import unpack_outcomes
+
+        get = getattr(self.evaluator, "outcomes", None)
+        kept = get(self.space.decode(x)) if callable(get) else None
+        saved = self._replay_outcomes.get(tuple(int(v) for v in x))
+        if kept is None and saved is not None:
+            kept = unpack_outcomes(saved[1], saved[0])
+        return kept
 
     def close(self) -> None:
         if self._bar is not None:
@@ -214,13 +231,19 @@ class SearchProblem:
             return
         evaluations = {k: e.accuracy for k, e in self._keys.items() if e.index > 0}  # the reference is not saved
         evaluations.update(self._replay)  # keep replayed-but-not-yet-reached entries
+        outcomes = dict(self._replay_outcomes)
+        outcomes.update({k: (e.n_images, e.correct) for k, e in self._keys.items()
+                         if e.index > 0 and e.correct is not None and e.n_images is not None})
         atomic_write_json(self.checkpoint, {
             "schema": CHECKPOINT_SCHEMA,
             "kind": "axhw.search.checkpoint",
             "fingerprint": self.fingerprint,
             "candidates": self.space.candidates,
             "ops": self.space.op_names,
-            "evaluations": [[list(k), float(v)] for k, v in evaluations.items()],
+            # [config, accuracy] or [config, accuracy, n_images, packed per-image outcomes]
+            "evaluations": [[list(k), float(v), *outcomes.get(k, ())] for k, v in evaluations.items()],
+            "reference_outcomes": ([self.history[0].n_images, self.history[0].correct]
+                                   if self.history and self.history[0].correct is not None else None),
             **self.checkpoint_extra,
         })
 
@@ -236,4 +259,13 @@ class SearchProblem:
             raise ConfigError(f"checkpoint {path} belongs to a search with other settings (model, data, candidates, "
                               "method, seed, constraint or method parameters differ); pass another checkpoint path, "
                               "or delete it to start over")
-        return {tuple(int(v) for v in k): float(v) for k, v in data.get("evaluations", [])}
+        replay = {}
+        ref = data.get("reference_outcomes")
+        if isinstance(ref, list) and len(ref) == 2:
+            self._replay_outcomes[tuple(int(v) for v in self.space.exact_config())] = (int(ref[0]), str(ref[1]))
+        for entry in data.get("evaluations", []):
+            key = tuple(int(v) for v in entry[0])
+            replay[key] = float(entry[1])
+            if len(entry) == 4:
+                self._replay_outcomes[key] = (int(entry[2]), str(entry[3]))
+        return replay

@@ -2,7 +2,14 @@
 
 Units:
 
-* ``accuracy`` is top-1 accuracy in ``[0, 1]`` on the search's held-out subset.
+* ``accuracy`` is top-1 accuracy in ``[0, 1]`` on the images the search selected on
+  (``settings["eval_split"]``, the ``search`` split by default); the final figures
+  of the reported configurations are in :attr:`SearchResult.holdout`, measured on
+  the ``test`` split after every choice was made.
+* Every accuracy carries its image count, and (when the evaluator kept them) which
+  images it got right, so :meth:`SearchResult.accuracy_interval` gives its Wilson
+  95 % interval and :meth:`SearchResult.drop_estimate` the paired interval of its
+  drop below the int8 model on the same images (:mod:`axhw.stats`).
 * ``power_rel`` is the total multiplier energy of a configuration divided by the
   total of the all-reference design, ``Σ_ops MACs_op × energy_pj(m_op) / Σ_ops MACs_op ×
   energy_pj(reference)`` (so ``1 - power_rel`` is the power saving); the reference is
@@ -28,14 +35,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..io import atomic_write_json
 from ..records import OpInfo
+from ..stats import BOUNDS, DropEstimate, paired_drop, unpack_outcomes, wilson_interval
 
 __all__ = ["Evaluation", "SearchResult", "RESULT_SCHEMA", "pareto_indices"]
 
-#: Version of the JSON written by :meth:`SearchResult.to_json`.
-RESULT_SCHEMA = 1
+#: Version of the JSON written by :meth:`SearchResult.to_json` (2: per-image outcomes,
+#: constraint bound and held-out test scores; schema 1 files are still read).
+RESULT_SCHEMA = 2
 
 
 @dataclass(frozen=True)
@@ -55,9 +64,12 @@ class Evaluation:
             ``None`` when some candidate has no area.
         predicted_accuracy: the surrogate's prediction made *before* this true
             evaluation (``None`` for methods that do not use a surrogate).
+        n_images: images the accuracy was measured on (``None``: not recorded).
+        correct: which of them it got right, packed by :func:`axhw.stats.pack_outcomes`
+            (``None``: not kept).
     """
 
-    SCHEMA = 1
+    SCHEMA = 2
     index: int
     method: str
     config: dict[str, str]
@@ -65,6 +77,14 @@ class Evaluation:
     power_rel: float
     area_rel: float | None = None
     predicted_accuracy: float | None = None
+    n_images: int | None = None
+    correct: str | None = None
+
+    def outcomes(self) -> Any:
+        """Per-image correctness as a bool array, or ``None`` when not kept."""
+        if self.correct is None or self.n_images is None:
+            return None
+        return unpack_outcomes(self.correct, self.n_images)
 
     @property
     def power_saving(self) -> float:
@@ -78,8 +98,8 @@ class Evaluation:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "Evaluation":
-        if data.get("schema") != cls.SCHEMA:
-            raise DataError(f"evaluation record has schema {data.get('schema')!r}; this axhw reads schema {cls.SCHEMA}")
+        if data.get("schema") not in (1, cls.SCHEMA):
+            raise DataError(f"evaluation record has schema {data.get('schema')!r}; this axhw reads schemas 1 and {cls.SCHEMA}")
         names = {f.name for f in dataclasses.fields(cls)}
         kwargs = {k: v for k, v in data.items() if k in names}
         kwargs["config"] = dict(kwargs["config"])
@@ -133,8 +153,12 @@ class SearchResult:
             been trained on (empty when no surrogate was used or too few points).
         mcts_rewards: reward of every MCTS rollout, in order (empty for other methods).
         settings: the options the search ran with (budget, executor, subset sizes,
-            policy parameters, power model, ...).
+            policy parameters, power model, ``eval_split``, ``bound``, ...).
         versions: package name -> version string.
+        holdout: final scores on a split no choice has seen (empty when not measured):
+            ``{"split": "test", "n_images": N, "reference": {"accuracy", "correct"},
+            "fp32_accuracy": float, "evaluations": {str(index): {"accuracy", "correct"}}}``
+            for the reported configurations (the best at the limit and the Pareto front).
     """
 
     model_name: str
@@ -152,6 +176,7 @@ class SearchResult:
     mcts_rewards: list[float] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
+    holdout: dict[str, Any] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ queries
     @property
@@ -164,10 +189,71 @@ class SearchResult:
         """Accuracy drop of ``evaluation`` in points: ``100 × (reference_accuracy - accuracy)``."""
         return 100.0 * (self.reference_accuracy - evaluation.accuracy)
 
-    def feasible(self, max_accuracy_drop: float | None = None) -> list[Evaluation]:
-        """True evaluations whose drop is at most ``max_accuracy_drop`` (default: the search's)."""
+    @property
+    def eval_split(self) -> str:
+        """The split the history's accuracies were measured on."""
+        return str(self.settings.get("eval_split", "unrecorded"))
+
+    @property
+    def bound(self) -> str:
+        """How the constraint is checked: ``point`` (default), ``upper`` or ``lower`` end of the paired interval."""
+        return str(self.settings.get("bound", "point"))
+
+    def accuracy_interval(self, evaluation: Evaluation) -> tuple[float, float] | None:
+        """Wilson 95 % interval of ``evaluation.accuracy`` (fractions), or ``None`` without an image count."""
+        n = evaluation.n_images or self.settings.get("eval_images")
+        if not n:
+            return None
+        return wilson_interval(int(round(evaluation.accuracy * int(n))), int(n))
+
+    def drop_estimate(self, evaluation: Evaluation) -> DropEstimate | None:
+        """Paired drop of ``evaluation`` below the int8 all-exact model (history[0]) on the same images.
+
+        ``None`` when per-image outcomes were not kept, or when drops are measured
+        from the fp32 model (that reference has no per-image record here).
+        """
+        if not self.history or self.settings.get("reference") == "fp32":
+            return None
+        ref, other = self.history[0].outcomes(), evaluation.outcomes()
+        if ref is None or other is None or len(ref) != len(other):
+            return None
+        return paired_drop(ref, other)
+
+    def constrained_drop(self, evaluation: Evaluation, bound: str | None = None) -> float:
+        """The drop the constraint is checked against (points): point estimate or an interval end."""
+        which = self.bound if bound is None else bound
+        if which not in BOUNDS:
+            raise ConfigError(f"bound must be one of {', '.join(BOUNDS)}, got {which!r}")
+        if which == "point":
+            return self.accuracy_drop(evaluation)
+        estimate = self.drop_estimate(evaluation)
+        if estimate is None:
+            raise ConfigError(f"bound {which!r} needs per-image outcomes of the int8 reference and of each "
+                              "configuration, which this result does not carry; use bound='point'")
+        return estimate.bound(which)
+
+    def feasible(self, max_accuracy_drop: float | None = None, bound: str | None = None) -> list[Evaluation]:
+        """True evaluations whose drop (checked at ``bound``, default the search's) is at most the limit."""
         limit = self.max_accuracy_drop if max_accuracy_drop is None else max_accuracy_drop
-        return [e for e in self.history if self.accuracy_drop(e) <= limit + 1e-9]
+        return [e for e in self.history if self.constrained_drop(e, bound) <= limit + 1e-9]
+
+    def holdout_evaluation(self, evaluation: Evaluation) -> dict[str, Any] | None:
+        """Held-out (test split) score of a reported configuration, with its intervals.
+
+        Returns:
+            ``{"split", "accuracy", "n_images", "interval": (lo, hi), "drop": DropEstimate
+            or None}`` or ``None`` when the configuration was not scored on held-out images.
+        """
+        entry = (self.holdout.get("evaluations") or {}).get(str(evaluation.index))
+        if entry is None:
+            return None
+        n = int(self.holdout["n_images"])
+        correct = unpack_outcomes(entry["correct"], n)
+        ref = self.holdout.get("reference") or {}
+        drop = paired_drop(unpack_outcomes(ref["correct"], n), correct) if ref.get("correct") else None
+        k = int(correct.sum())
+        return {"split": str(self.holdout.get("split", "test")), "accuracy": k / n, "n_images": n,
+                "interval": wilson_interval(k, n), "drop": drop}
 
     def pareto(self, method: str | None = None) -> list[Evaluation]:
         """The true-evaluated Pareto front: highest accuracy for the least power.
@@ -183,7 +269,7 @@ class SearchResult:
         front = pareto_indices([(e.power_rel, -e.accuracy) for e in pool])
         return [pool[i] for i in front]
 
-    def best(self, max_accuracy_drop: float | None = None) -> Evaluation:
+    def best(self, max_accuracy_drop: float | None = None, bound: str | None = None) -> Evaluation:
         """The lowest-power evaluation meeting the constraint, else the closest one.
 
         Args:
@@ -199,14 +285,14 @@ class SearchResult:
         """
         if not self.history:
             raise DataError("this search result has no evaluations; run a search with a budget of at least 1")
-        feasible = self.feasible(max_accuracy_drop)
+        feasible = self.feasible(max_accuracy_drop, bound)
         if feasible:
             return min(feasible, key=lambda e: (e.power_rel, -e.accuracy, e.index))
         return max(self.history, key=lambda e: (e.accuracy, -e.power_rel, -e.index))
 
-    def constraint_met(self, max_accuracy_drop: float | None = None) -> bool:
+    def constraint_met(self, max_accuracy_drop: float | None = None, bound: str | None = None) -> bool:
         """Whether some true evaluation meets the accuracy constraint."""
-        return bool(self.feasible(max_accuracy_drop))
+        return bool(self.feasible(max_accuracy_drop, bound))
 
     # ------------------------------------------------------------ serialization
     def to_json(self) -> dict[str, Any]:
@@ -229,6 +315,7 @@ class SearchResult:
             "mcts_rewards": [float(r) for r in self.mcts_rewards],
             "settings": dict(self.settings),
             "versions": dict(self.versions),
+            "holdout": dict(self.holdout),
         }
 
     @classmethod
@@ -241,8 +328,8 @@ class SearchResult:
         if not isinstance(data, dict) or data.get("kind") != "axhw.search.SearchResult":
             raise DataError("not an axhw search result (missing kind 'axhw.search.SearchResult'); "
                             "pass the JSON written by `axhw search` or SearchResult.save()")
-        if data.get("schema") != RESULT_SCHEMA:
-            raise DataError(f"search result has schema {data.get('schema')!r}; this axhw reads schema "
+        if data.get("schema") not in (1, RESULT_SCHEMA):
+            raise DataError(f"search result has schema {data.get('schema')!r}; this axhw reads schemas 1 and "
                             f"{RESULT_SCHEMA}; re-run the search with this version")
         try:
             return cls(
@@ -261,6 +348,7 @@ class SearchResult:
                 mcts_rewards=[float(r) for r in data.get("mcts_rewards", [])],
                 settings=dict(data.get("settings", {})),
                 versions=dict(data.get("versions", {})),
+                holdout=dict(data.get("holdout", {})),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise DataError(f"search result is incomplete or malformed ({type(exc).__name__}: {exc}); "

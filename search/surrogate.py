@@ -47,7 +47,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .sensitivity import rank1_sensitivity
 
-__all__ = ["ConfigFeatures", "AccuracySurrogate", "make_surrogate", "surrogate_metrics", "KINDS"]
+__all__ = ["ConfigFeatures", "AccuracySurrogate", "make_surrogate", "surrogate_metrics", "near_constraint_quality", "KINDS"]
 
 #: Op kinds that get a per-kind feature.
 KINDS: tuple[str, ...] = ("linear", "conv", "qk", "av")
@@ -208,4 +208,59 @@ def surrogate_metrics(predicted: Sequence[float], true: Sequence[float], protoco
         out["rmse"] = float(np.sqrt(np.mean((p - t) ** 2)))
         tau = kendalltau(p, t).statistic
         out["kendall_tau"] = None if not np.isfinite(tau) else float(tau)
+    return out
+
+
+def near_constraint_quality(space: Any, sensitivity: np.ndarray, X: np.ndarray, drops: np.ndarray, limit: float, *,
+                            window: float | None = None, n_splits: int = 5, history_weight: int = 3,
+                            random_state: int = 0) -> dict[str, Any]:
+    """Surrogate quality where a search decides: on configurations whose drop is near the limit.
+
+    The configurations with true drop within ``limit ± window`` points are split
+    into ``n_splits`` folds; each fold is predicted by a surrogate fitted on the
+    sensitivity table plus every other evaluated configuration (near or far), so no
+    prediction saw its own configuration.  The same held-out configurations are also
+    ranked by the sensitivity sum ``Σ_i S[i, x_i]`` (the additive estimate the
+    surrogate is meant to improve on).
+
+    Args:
+        space: the design space; sensitivity: its ``(n_ops, n_candidates)`` table (points).
+        X: evaluated configurations (candidate indices); drops: their true drops (points).
+        limit: the constraint (points).
+        window: half-width of the band around the limit (``None``: ``max(limit, 1)``).
+
+    Returns:
+        ``{"limit", "window", "n", "surrogate": {"rmse", "kendall_tau"}, "sensitivity_sum":
+        {"rmse", "kendall_tau"}, "surrogate_ranks_better": bool | None}``; metrics are
+        ``None`` with fewer than ``max(3, n_splits)`` configurations in the band.
+    """
+    from sklearn.model_selection import KFold
+
+    X = np.asarray(X, dtype=np.int64)
+    drops = np.asarray(drops, dtype=float)
+    window = max(float(limit), 1.0) if window is None else float(window)
+    near = np.flatnonzero(np.abs(drops - limit) <= window)
+    out: dict[str, Any] = {"limit": float(limit), "window": window, "n": int(near.size),
+                           "surrogate": {"rmse": None, "kendall_tau": None},
+                           "sensitivity_sum": {"rmse": None, "kendall_tau": None}, "surrogate_ranks_better": None}
+    if near.size < max(3, n_splits):
+        return out
+    from .sensitivity import sensitivity_samples
+
+    X_s, y_s = sensitivity_samples(space, sensitivity)
+    predicted = np.zeros(near.size)
+    for train_near, test_near in KFold(n_splits, shuffle=True, random_state=random_state).split(near):
+        held = set(near[test_near].tolist())
+        rest = np.array([k for k in range(len(X)) if k not in held], dtype=np.int64)
+        model = make_surrogate(space, sensitivity, random_state=random_state)
+        model.fit(np.vstack([X_s] + [X[rest]] * history_weight), np.concatenate([y_s] + [drops[rest]] * history_weight))
+        predicted[test_near] = model.predict(X[near[test_near]])
+    table = np.asarray(sensitivity, dtype=float)
+    additive = table[np.arange(table.shape[0])[None, :], X[near]].sum(axis=1)
+    true = drops[near]
+    for key, pred in (("surrogate", predicted), ("sensitivity_sum", additive)):
+        m = surrogate_metrics(pred, true)
+        out[key] = {"rmse": m["rmse"], "kendall_tau": m["kendall_tau"]}
+    tau_s, tau_a = out["surrogate"]["kendall_tau"], out["sensitivity_sum"]["kendall_tau"]
+    out["surrogate_ranks_better"] = None if tau_s is None or tau_a is None else bool(tau_s > tau_a)
     return out

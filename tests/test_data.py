@@ -26,10 +26,16 @@ def _digits_key(images: torch.Tensor) -> set[bytes]:
 def test_digits_splits_are_disjoint_cover_everything_and_are_fixed():
     sets = {split: get_dataset("digits", split, image_size=8) for split in SPLITS}
     sizes = {split: len(ds) for split, ds in sets.items()}
-    assert sizes["train"] + sizes["val"] + sizes["test"] == 1797
+    assert sizes["train"] + sizes["val"] + sizes["search"] + sizes["test"] == 1797
     assert sizes["calib"] == DIGITS_CALIB_SIZE
     assert sizes["test"] >= 350  # one image is < 0.3 accuracy points
-    # the calib split is a subset of train; train, val and test do not overlap (by index)
+    assert sizes["search"] >= 250 and sizes["val"] >= 250  # the search and the epoch choice each get their own
+    # the calib split is a subset of train; train, val, search and test do not overlap (by index)
+    from axhw.data import _digits_arrays
+
+    index = _digits_arrays()[2]
+    pieces = [set(index[s].tolist()) for s in ("train", "val", "search", "test")]
+    assert sum(len(p) for p in pieces) == len(set().union(*pieces)) == 1797
     torch.testing.assert_close(sets["calib"].images, sets["train"].images[:DIGITS_CALIB_SIZE])
     again = get_dataset("digits", "test", image_size=8)
     torch.testing.assert_close(again.images, sets["test"].images, rtol=0, atol=0)
@@ -98,27 +104,50 @@ def _write_images(root, classes=("cat", "dog"), per_class=3):
             Image.fromarray(pixels).save(root / name / f"{i}.png")
 
 
-def test_imagefolder_flat_tree_serves_every_split(tmp_path):
-    _write_images(tmp_path)
+def _paths(ds) -> set[str]:
+    """Image files a (possibly Subset-wrapped) ImageFolder split reads."""
+    if hasattr(ds, "indices"):
+        return {ds.dataset.samples[i][0] for i in ds.indices}
+    return {path for path, _ in ds.samples}
+
+
+def test_imagefolder_flat_tree_is_split_with_a_printed_seed_never_reused(tmp_path, capsys):
+    _write_images(tmp_path, per_class=20)
     spec = f"imagefolder:{tmp_path}"
     assert num_classes(spec) == 2
-    ds = get_dataset(spec, "calib", image_size=32)
-    image, label = ds[0]
-    assert image.shape == (3, 32, 32) and label == 0
-    assert len(ds) == 6 and len(get_dataset(spec, "test", image_size=32)) == 6
-    x, y = next(iter(get_loader(spec, "val", batch_size=4, image_size=16, channels=1)))
-    assert x.shape == (4, 1, 16, 16) and y.tolist() == [0, 0, 0, 1]
+    sets = {split: get_dataset(spec, split, image_size=32) for split in ("train", "val", "search", "test")}
+    assert "seeded split" in capsys.readouterr().err  # said once, out loud
+    files = {split: _paths(ds) for split, ds in sets.items()}
+    assert sum(len(f) for f in files.values()) == len(set().union(*files.values())) == 40  # disjoint, complete
+    assert {split: len(f) for split, f in files.items()} == {"train": 24, "val": 4, "search": 6, "test": 6}
+    assert _paths(get_dataset(spec, "calib", image_size=32)) == files["train"]
+    assert _paths(get_dataset(spec, "test", image_size=32)) == files["test"]  # the same seed every time
+    image, label = sets["train"][0]
+    assert image.shape == (3, 32, 32) and label in (0, 1)
+    x, _ = next(iter(get_loader(spec, "search", batch_size=4, image_size=16, channels=1)))
+    assert x.shape == (4, 1, 16, 16)
 
 
-def test_imagefolder_split_folders(tmp_path):
+def test_imagefolder_train_and_val_only_carves_search_and_test_out_of_val(tmp_path, capsys):
     _write_images(tmp_path / "train", per_class=2)
-    _write_images(tmp_path / "val", classes=("cat", "dog", "eel"), per_class=1)
+    _write_images(tmp_path / "val", classes=("cat", "dog", "eel"), per_class=5)
     spec = f"imagefolder:{tmp_path}"
     assert len(get_dataset(spec, "train", image_size=8)) == 4
     assert len(get_dataset(spec, "calib", image_size=8)) == 4  # falls back to train/
-    assert len(get_dataset(spec, "val", image_size=8)) == 3
-    with pytest.raises(DataError, match="split 'test'"):
-        get_dataset(spec, "test")
+    files = {split: _paths(get_dataset(spec, split, image_size=8)) for split in ("val", "search", "test")}
+    assert sum(len(f) for f in files.values()) == len(set().union(*files.values())) == 15
+    assert {split: len(f) for split, f in files.items()} == {"val": 3, "search": 6, "test": 6}
+    assert "seeded split" in capsys.readouterr().err
+
+
+def test_imagefolder_without_a_split_a_step_needs_is_an_error(tmp_path):
+    _write_images(tmp_path / "test", per_class=2)
+    spec = f"imagefolder:{tmp_path}"
+    assert len(get_dataset(spec, "test", image_size=8)) == 4
+    with pytest.raises(DataError, match="split 'train'"):
+        get_dataset(spec, "train")
+    with pytest.raises(DataError, match="split 'search'"):
+        get_dataset(spec, "search")
 
 
 # ----------------------------------------------------------------------- default model
@@ -132,6 +161,7 @@ def test_default_model_reaches_recorded_accuracy():
         accuracy = float((model(test.images).argmax(1) == test.targets).float().mean())
     assert accuracy == pytest.approx(metrics["test_accuracy"], abs=1e-6)
     assert accuracy >= 0.97
+    assert metrics["n_train"] == len(get_dataset("digits", "train"))  # trained on today's train split only
     assert metrics["weights_sha256"] == __import__("hashlib").sha256(default_weights_path().read_bytes()).hexdigest()
     from timm.layers import Attention, Mlp, PatchEmbed
 

@@ -71,6 +71,7 @@ def _use(mp: pytest.MonkeyPatch, root: Path) -> None:
     mp.setenv("AXHW_CACHE", str(root / "cache"))
     mp.setattr("axhw.paths.rtl_dir", lambda: root / "rtl")
     mp.setattr("axhw.library.rtl_dir", lambda: root / "rtl")
+    mp.setattr("axhw.hw.design.rtl_dir", lambda: root / "rtl")
 
 
 @pytest.fixture()

@@ -396,3 +396,31 @@ def test_workload_energies_are_shown_beside_the_uniform_ones(result, tmp_path):
     name = result.ops[0].name
     mult = result.best().config[name]
     assert f"{uniform[mult]:.4g}" in row and f"{uniform[mult] * scale[name]:.4g}" in row
+
+
+@pytest.mark.parametrize("lost", [pytest.param(8, id="clear-drop"), pytest.param(2, id="within-noise")])
+def test_report_shows_held_out_accuracy_and_paired_drop_with_intervals(result, tmp_path, lost):
+    from axhw.report.writer import drop_flag
+    from axhw.stats import pack_outcomes, paired_drop
+
+    n = 200
+    chosen = result.best()
+    ref = np.ones(n, dtype=bool)
+    ref[:10] = False  # int8: 95 % on the held-out images
+    other = ref.copy()
+    other[10:10 + lost] = False
+    result.holdout = {"split": "test", "n_images": n, "fp32_accuracy": 0.955,
+                      "reference": {"accuracy": float(ref.mean()), "correct": pack_outcomes(ref)},
+                      "evaluations": {str(chosen.index): {"accuracy": float(other.mean()), "correct": pack_outcomes(other)}}}
+    paths = write_report(result, tmp_path / "rep", command="pytest")
+    summary = _section(paths.markdown.read_text(), "Summary")
+    estimate = paired_drop(ref, other)
+    row = next(line for line in summary.splitlines() if "test (200), untouched" in line and "chosen" in line)
+    assert f"{100 * other.mean():.2f} % [" in row and estimate.format() in row
+    assert drop_flag(estimate, result.max_accuracy_drop) in row
+    noisy = not estimate.distinguishable_from(0.0) or not estimate.distinguishable_from(result.max_accuracy_drop)
+    assert ("cannot tell whether it meets the limit" in summary) is noisy
+    assert noisy is (lost == 2)
+    held = json.loads(paths.config.read_text())["held_out"]
+    assert held["split"] == "test" and held["n_images"] == n
+    assert held["drop_interval_points"] == pytest.approx([estimate.lower, estimate.upper])

@@ -42,12 +42,16 @@ def test_cli_search_real_default_and_resume(tmp_path, monkeypatch, capsys):
     argv = ["search", "--candidates", name, "--budget", "25", "--eval-size", "64", "--calib-size", "32",
             "--checkpoint", str(ckpt), "-o", str(out), "--quiet", "--no-cache", "--power", "uniform"]
     assert main(argv) == 0
-    assert "result written to" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "result written to" in printed
+    # every accuracy names its split; the held-out figures come with intervals
+    assert "its accuracy (search)" in printed and "its drop vs int8 (test)" in printed and "[" in printed
     from axhw.search import SearchResult
 
     result = SearchResult.load(out)
     from axhw.hw import best_exact
 
+    assert result.eval_split == "search" and result.holdout["split"] == "test"
     assert len(result.ops) == 25 and result.candidates == [best_exact().name, name]
     assert result.settings["power_reference"] == best_exact().name
     assert 1 <= len(result.history) - 1 <= 25

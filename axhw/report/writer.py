@@ -107,7 +107,8 @@ def _figures(content: ReportContent) -> dict[str, tuple[bytes, str]]:
             power_reference=content.reference,
             constraint_accuracy=content.constraint_accuracy,
         ),
-        f"Accuracy vs multiplier power of all {len(r.history)} true evaluations, with each method's Pareto front; "
+        f"Accuracy (on the `{r.eval_split}` split) vs multiplier power of all {len(r.history)} true evaluations, "
+        "with each method's Pareto front; "
         f"the star is the chosen configuration ({'meets' if met else 'closest to'} the constraint).",
     )
     if r.sensitivity:
@@ -156,26 +157,21 @@ def _summary(content: ReportContent) -> Section:
         f"{len(r.candidates)} candidate multipliers ({', '.join(f'`{m}`' for m in r.candidates)}). "
         f"Search method `{r.method}` with seed {r.seed} made {len(r.history)} true evaluations."
     ))
-    drop = lambda acc: f"{100 * (r.int8_accuracy - acc):+.2f}"  # noqa: E731
-    rows = [
-        ["fp32 (float model)", _pct(r.fp32_accuracy), drop(r.fp32_accuracy)],
-        ["int8, every multiplier exact", _pct(r.int8_accuracy), drop(r.int8_accuracy)],
-        [_chosen_label(content) + ", before retraining", _pct(c.accuracy), drop(c.accuracy)],
-    ]
-    if content.retrained is not None:
-        settings = ", ".join(f"{k}={v}" for k, v in content.retrained.items() if k != "accuracy")
-        acc = float(content.retrained["accuracy"])
-        rows.append([f"chosen configuration, after retraining{' (' + settings + ')' if settings else ''}",
-                     _pct(acc), drop(acc)])
-    else:
-        rows.append(["chosen configuration, after retraining", "not retrained", "n/a"])
-    blocks.append(Table(["configuration", "top-1 accuracy", "drop vs int8 exact (points)"], rows, ["l", "r", "r"]))
+    rows = _accuracy_rows(content)
+    blocks.append(Table(["configuration", "split (images)", "top-1 accuracy [95 % CI]",
+                         "drop vs int8 exact, points [paired 95 % CI]", "drop flag"], rows, ["l", "l", "r", "r", "l"]))
+    blocks.append(Paragraph(_split_note(r)))
+    chosen_flag = rows[-2][4] if r.holdout_evaluation(c) is not None else rows[2][4]
+    if chosen_flag.startswith("not distinguishable"):
+        blocks.append(Note(f"the chosen configuration's drop below int8 is {chosen_flag} at 95 %: the images "
+                           "cannot tell whether it meets the limit; measure on more images before relying on it",
+                           "warning"))
 
     met = r.constraint_met()
     min_acc = content.constraint_accuracy
     constraint = (f"accuracy drop ≤ {r.max_accuracy_drop:g} points below int8 exact "
-                  f"(accuracy ≥ {_pct(min_acc)}): " + ("met" if met else "NOT met by any evaluation; "
-                                                        "the closest configuration is shown"))
+                  f"(accuracy ≥ {_pct(min_acc)}): " + (f"met on the `{r.eval_split}` split" if met else
+                                                        "NOT met by any evaluation; the closest configuration is shown"))
     energy_chosen = sum(row.energy_per_image_pj for row in content.rows) if all(
         row.energy_per_image_pj is not None for row in content.rows) else None
     source = "search's power model" if content.energy_source == "search" else "current database"
@@ -206,6 +202,74 @@ def _summary(content: ReportContent) -> Section:
         blocks.append(Note(f"no evaluated configuration meets the constraint; the report shows the most accurate "
                            f"one. Relax `max_accuracy_drop`, enlarge the budget or retrain.", "warning"))
     return Section("Summary", "summary", blocks)
+
+
+def _ci(accuracy: float, interval: tuple[float, float] | None) -> str:
+    return _pct(accuracy) + ("" if interval is None else f" [{interval[0] * 100:.1f}, {interval[1] * 100:.1f}]")
+
+
+def drop_flag(estimate: Any, limit: float) -> str:
+    """Whether a paired drop is distinguishable from 0 and from the limit (its 95 % interval excludes them)."""
+    if estimate is None:
+        return "no interval"
+    flags = [label for label, value in (("≈ 0", 0.0), ("≈ limit", limit)) if not estimate.distinguishable_from(value)]
+    return "not distinguishable from " + " or ".join(f.replace("≈ ", "") for f in flags) if flags else "distinct"
+
+
+def _accuracy_rows(content: ReportContent) -> list[list[str]]:
+    """fp32, int8 and the chosen configuration on the search split, then on the held-out split, then retrained."""
+    r, c = content.result, content.chosen
+    n = r.history[0].n_images or r.settings.get("eval_images")
+    split = f"{r.eval_split} ({n})" if n else r.eval_split
+    from ..stats import wilson_interval
+
+    def interval(acc: float, count: int | None) -> tuple[float, float] | None:
+        return wilson_interval(int(round(acc * count)), int(count)) if count else None
+
+    est = r.drop_estimate(c)
+    rows = [
+        ["fp32 (float model)", split, _ci(r.fp32_accuracy, interval(r.fp32_accuracy, n)), "", ""],
+        ["int8, every multiplier exact", split, _ci(r.int8_accuracy, r.accuracy_interval(r.history[0])), "0", ""],
+        [_chosen_label(content) + ", before retraining", split, _ci(c.accuracy, r.accuracy_interval(c)),
+         est.format() if est is not None else f"{r.accuracy_drop(c):+.2f}", drop_flag(est, r.max_accuracy_drop)],
+    ]
+    held = r.holdout_evaluation(c)
+    if held is not None:
+        hs = f"{held['split']} ({held['n_images']}), untouched"
+        fp32, ref = r.holdout.get("fp32_accuracy"), r.holdout["reference"]["accuracy"]
+        if fp32 is not None:
+            rows.append(["fp32 (float model)", hs, _ci(fp32, interval(fp32, held["n_images"])), "", ""])
+        rows.append(["int8, every multiplier exact", hs, _ci(ref, interval(ref, held["n_images"])), "0", ""])
+        rows.append([_chosen_label(content) + ", before retraining", hs, _ci(held["accuracy"], held["interval"]),
+                     held["drop"].format(), drop_flag(held["drop"], r.max_accuracy_drop)])
+    else:
+        rows.append([_chosen_label(content), "held-out split", "not measured (the result has no held-out scores)",
+                     "", "no interval"])
+    if content.retrained is not None:
+        rt = content.retrained
+        settings = ", ".join(f"{k}={v}" for k, v in rt.items() if k not in ("accuracy", "interval", "drop", "split",
+                                                                              "n_images", "before"))
+        lo_hi = rt.get("interval")
+        d = rt.get("drop")
+        rows.append([f"chosen configuration, after retraining{' (' + settings + ')' if settings else ''}",
+                     f"{rt.get('split', 'unrecorded')} ({rt.get('n_images', '?')})",
+                     _ci(float(rt["accuracy"]), tuple(lo_hi) if lo_hi else None),
+                     f"{d['drop']:.2f} [{d['lower']:.2f}, {d['upper']:.2f}]" if d else "", ""])
+    else:
+        rows.append(["chosen configuration, after retraining", "", "not retrained", "n/a", ""])
+    return rows
+
+
+def _split_note(r: Any) -> str:
+    held = r.holdout.get("split") if r.holdout else None
+    text = (f"Every choice (sensitivity profile, search evaluations, the pick) was made on the `{r.eval_split}` "
+            f"split; the constraint is checked at bound `{r.bound}` (`point`: the measured drop). ")
+    if held:
+        text += (f"The `{held}` split was read only after the search ended, to measure the reported "
+                 "configurations; its figures are the ones to quote. ")
+    return text + ("Intervals: Wilson 95 % for an accuracy; Newcombe's paired 95 % interval for a drop below the "
+                   "int8 model on the same images. A drop flagged as not distinguishable from 0 or from the limit "
+                   "has an interval that contains it.")
 
 
 def _per_layer(content: ReportContent) -> Section:
@@ -270,14 +334,22 @@ def _search(content: ReportContent, figures: dict[str, tuple[bytes, str]]) -> Se
                            _pct(1 - best.power_rel) if best else "none feasible",
                            _pct(best.accuracy) if best else "n/a"])
     blocks.append(Table(["method", "true evaluations", "Pareto points", "meeting constraint",
-                         "best power saving meeting constraint", "its accuracy"], per_method,
+                         "best power saving meeting constraint", f"its accuracy ({r.eval_split})"], per_method,
                         ["l", "r", "r", "r", "r", "r"]))
-    front = [[str(e.index), e.method, _pct(e.power_rel), _pct(e.accuracy), f"{r.accuracy_drop(e):+.2f}",
-              "yes" if r.accuracy_drop(e) <= r.max_accuracy_drop + 1e-9 else "no"] for e in r.pareto()]
-    blocks.append(Paragraph("Pareto front over all methods (true evaluations):"))
-    blocks.append(Table(["evaluation", "method", f"power vs all-{content.reference}", "accuracy", "drop (points)",
-                         "meets constraint"],
-                        front, ["r", "l", "r", "r", "r", "l"]))
+    front = []
+    for e in r.pareto():
+        est, held = r.drop_estimate(e), r.holdout_evaluation(e)
+        front.append([str(e.index), e.method, _pct(e.power_rel), _ci(e.accuracy, r.accuracy_interval(e)),
+                      est.format() if est is not None else f"{r.accuracy_drop(e):+.2f}",
+                      "yes" if r.accuracy_drop(e) <= r.max_accuracy_drop + 1e-9 else "no",
+                      held["drop"].format() if held is not None else "not measured",
+                      drop_flag(held["drop"] if held is not None else est, r.max_accuracy_drop)])
+    held_split = (r.holdout or {}).get("split", "held-out")
+    blocks.append(Paragraph(f"Pareto front over all methods (true evaluations on the `{r.eval_split}` split; "
+                            f"drops in points with paired 95 % intervals, then re-measured on `{held_split}`):"))
+    blocks.append(Table(["evaluation", "method", f"power vs all-{content.reference}", f"accuracy ({r.eval_split}) [95 % CI]",
+                         f"drop ({r.eval_split})", "meets constraint", f"drop ({held_split})", "drop flag"],
+                        front, ["r", "l", "r", "r", "r", "l", "r", "l"]))
     return Section("Search", "search", blocks)
 
 
@@ -402,8 +474,9 @@ def _config_json(content: ReportContent, modules: list[dict[str, Any]]) -> dict[
         "dataset": r.dataset,
         "constraint": {"max_accuracy_drop_points": r.max_accuracy_drop, "reference": "int8_exact",
                        "min_accuracy": content.constraint_accuracy, "met": r.constraint_met()},
-        "accuracy": {"fp32": r.fp32_accuracy, "int8_exact": r.int8_accuracy, "chosen": c.accuracy,
-                     "retrained": (content.retrained or {}).get("accuracy")},
+        "accuracy": {"split": r.eval_split, "fp32": r.fp32_accuracy, "int8_exact": r.int8_accuracy,
+                     "chosen": c.accuracy, "retrained": (content.retrained or {}).get("accuracy")},
+        "held_out": _held_out_json(r, c),
         "retraining": content.retrained,
         "power_rel": c.power_rel,
         "power_reference": content.reference,
@@ -422,6 +495,16 @@ def _config_json(content: ReportContent, modules: list[dict[str, Any]]) -> dict[
         "liberty": content.liberties,
         "flags": list(content.flags),
     }
+
+
+def _held_out_json(r: Any, c: Any) -> dict[str, Any] | None:
+    held = r.holdout_evaluation(c)
+    if held is None:
+        return None
+    d = held["drop"]
+    return {"split": held["split"], "n_images": held["n_images"], "int8_exact": r.holdout["reference"]["accuracy"],
+            "chosen": held["accuracy"], "chosen_interval": list(held["interval"]),
+            "drop_points": d.drop, "drop_interval_points": [d.lower, d.upper]}
 
 
 # --------------------------------------------------------------------------- entry point

@@ -1,0 +1,308 @@
+"""The retraining run: approximate a model, measure it, retrain it, measure it again.
+
+:func:`retrain_config` composes the primitives (:func:`axhw.emulator.approximate`,
+:func:`axhw.emulator.retrain.retrain`) with the data splits kept apart:
+
+* calibration reads ``calib`` (a piece of ``train``), retraining reads ``train``
+  and keeps the best epoch on ``val``;
+* every reported accuracy is measured once, at the end of each step, on
+  ``report_split`` (``test`` by default), which nothing that chooses reads; each is
+  reported with its Wilson 95 % interval and, against the int8 model, the paired
+  95 % interval of its drop on the same images (:mod:`axhw.stats`).
+
+The caller's model is never moved or changed: the run loads its own copy.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Final, Iterable
+
+import numpy as np
+import torch
+from torch import nn
+
+from axhw.errors import ConfigError
+from axhw.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from axhw.stats import DropEstimate, pack_outcomes, paired_drop, unpack_outcomes, wilson_interval
+
+from .retrain import RetrainResult, model_fingerprint, retrain
+
+__all__ = ["RetrainReport", "retrain_config", "REPORT_SPLITS"]
+
+_SCHEMA: Final[int] = 2
+#: Splits a retraining run may report on (never the ones it fits or chooses on).
+REPORT_SPLITS: Final[tuple[str, ...]] = ("test", "search")
+_NAMES: Final[dict[str, str]] = {"fp32": "fp32", "int8": "int8 (exact multiplier)", "approx": "approximate",
+                                 "ste": "retrained (STE)", "lut": "retrained (gradient LUT)"}
+
+
+@dataclass
+class RetrainReport:
+    """Accuracy of a model before and after approximation-aware retraining, on one reported split.
+
+    Attributes:
+        model: model name (``"default"`` or a timm name).
+        data: data spec the model was calibrated, retrained and measured on.
+        config: the layer config (glob -> multiplier) that was applied.
+        fp32_accuracy: top-1 accuracy in [0, 1] of the float model on :attr:`split`.
+        int8_accuracy: the same with the exact int8 product everywhere.
+        approx_accuracy: the same with ``config`` applied, before retraining.
+        retrained_accuracy: the same after retraining, per gradient method.
+        runs: the :class:`RetrainResult` of each gradient method.
+        files: what was written (name -> path).
+        seconds: wall time per part (``evaluate``, ``retrain_ste``, ``retrain_lut``).
+        split: the split every accuracy above was measured on (``test`` by default).
+        n_images: images of that split.
+        outcomes: ``fp32``/``int8``/``approx``/grad -> per-image correctness packed by
+            :func:`axhw.stats.pack_outcomes` (what the intervals are computed from).
+    """
+
+    model: str
+    data: str
+    config: dict[str, str]
+    fp32_accuracy: float
+    int8_accuracy: float
+    approx_accuracy: float
+    retrained_accuracy: dict[str, float] = field(default_factory=dict)
+    runs: dict[str, RetrainResult] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    split: str = "test"
+    n_images: int = 0
+    outcomes: dict[str, str] = field(default_factory=dict)
+
+    def recovered(self, grad: str) -> float:
+        """Fraction of the accuracy lost to approximation that retraining won back.
+
+        ``(retrained - approx) / (fp32 - approx)``; ``nan`` when nothing was lost.
+        """
+        lost = self.fp32_accuracy - self.approx_accuracy
+        return (self.retrained_accuracy[grad] - self.approx_accuracy) / lost if lost > 0 else math.nan
+
+    def accuracy(self, name: str) -> float:
+        """Accuracy of ``fp32``, ``int8``, ``approx`` or a gradient method's retrained model."""
+        fixed = {"fp32": self.fp32_accuracy, "int8": self.int8_accuracy, "approx": self.approx_accuracy}
+        return fixed[name] if name in fixed else self.retrained_accuracy[name]
+
+    def interval(self, name: str) -> tuple[float, float] | None:
+        """Wilson 95 % interval (fractions) of :meth:`accuracy` (``None`` without an image count)."""
+        if not self.n_images:
+            return None
+        return wilson_interval(int(round(self.accuracy(name) * self.n_images)), self.n_images)
+
+    def drop(self, name: str) -> DropEstimate | None:
+        """Paired drop of ``name`` below the int8 model on the same images (``None`` without outcomes)."""
+        if "int8" not in self.outcomes or name not in self.outcomes:
+            return None
+        return paired_drop(unpack_outcomes(self.outcomes["int8"], self.n_images),
+                           unpack_outcomes(self.outcomes[name], self.n_images))
+
+    def table(self) -> str:
+        """A Markdown table: accuracy with its interval, paired drop below int8, recovered fraction."""
+        lines = [f"| model | top-1 on {self.split} (%) [95 % CI] | drop vs int8 (points) [paired 95 % CI] | "
+                 "lost accuracy recovered |", "|---|---:|---:|---:|"]
+        for name in ("fp32", "int8", "approx", *self.retrained_accuracy):
+            ci = self.interval(name)
+            acc = f"{100 * self.accuracy(name):.2f}" + ("" if ci is None else f" [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]")
+            drop = self.drop(name) if name not in ("fp32", "int8") else None
+            rec = ""
+            if name in self.retrained_accuracy:
+                r = self.recovered(name)
+                rec = "" if math.isnan(r) else f"{100 * r:.0f} %"
+            lines.append(f"| {_NAMES.get(name, name)} | {acc} | {'' if drop is None else drop.format()} | {rec} |")
+        lines.append(f"\n{self.n_images} {self.split} images; no choice (calibration, epochs) read them.")
+        return "\n".join(lines)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict of every field."""
+        data = asdict(self)
+        data["runs"] = {k: v.to_json() for k, v in self.runs.items()}
+        return {"schema": _SCHEMA, **data}
+
+
+def _save(path: Path, obj: Any) -> Path:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return atomic_write_bytes(path, buffer.getvalue())
+
+
+class _Scorer:
+    """Per-image scores on the reported split, cached on disk by model fingerprint."""
+
+    def __init__(self, loader: Iterable, key: str, path: Path, device: torch.device, progress: bool) -> None:
+        self.loader, self.key, self.path, self.device, self.progress = loader, key, path, device, progress
+        self.cache: dict[str, Any] = {}
+        if path.is_file():
+            try:
+                loaded = json.loads(path.read_text())
+                self.cache = {k: v for k, v in loaded.items() if isinstance(v, dict) and "correct" in v}
+            except (ValueError, AttributeError):
+                self.cache = {}  # a damaged cache is measured again
+
+    def __call__(self, net: nn.Module) -> tuple[float, np.ndarray]:
+        from .scoring import correct_per_image
+
+        key = f"{model_fingerprint(net)}:{self.key}"
+        if key not in self.cache:
+            correct = correct_per_image(net, self.loader, device=self.device)
+            self.cache[key] = {"accuracy": float(correct.mean()), "n_images": int(correct.size),
+                               "correct": pack_outcomes(correct)}
+            atomic_write_json(self.path, self.cache)
+        entry = self.cache[key]
+        return float(entry["accuracy"]), unpack_outcomes(entry["correct"], int(entry["n_images"]))
+
+
+def _plot_runs(runs: dict[str, RetrainResult], path: Path) -> Path:
+    """Training loss (moving average) and validation accuracy per gradient method, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for grad, run in runs.items():
+        losses = torch.tensor(run.loss_history, dtype=torch.float64)
+        window = max(1, min(10, len(losses) // 5))
+        smooth = losses.unfold(0, window, 1).mean(1) if len(losses) >= window else losses
+        ax_loss.plot(range(window, window + len(smooth)), smooth.numpy(), label=grad)
+        if run.val_accuracy:
+            ax_acc.plot(range(len(run.val_accuracy)), [100 * a for a in run.val_accuracy], marker="o", label=grad)
+    ax_loss.set(xlabel="step", ylabel="training loss (moving average)", title="retraining loss")
+    ax_acc.set(xlabel="epoch (0 = before)", ylabel="validation top-1 (%)", title="validation accuracy (val split)")
+    ax_acc.xaxis.set_major_locator(MaxNLocator(integer=True))
+    for axis in (ax_loss, ax_acc):
+        axis.grid(alpha=0.3)
+        axis.legend()
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    return atomic_write_bytes(path, buffer.getvalue())
+
+
+def _check(grads: tuple[str, ...], report_split: str) -> None:
+    for grad in grads:
+        if grad not in ("ste", "lut"):
+            raise ConfigError(f"grad must be 'ste' or 'lut', got {grad!r}")
+    if report_split not in REPORT_SPLITS:
+        raise ConfigError(f"report_split must be one of {', '.join(REPORT_SPLITS)}, got {report_split!r}: "
+                          "train and calib fit the model and val chooses its epoch, so none can report it")
+
+
+def _write_summary(report: RetrainReport, out: Path, model: str, data: str, config: dict[str, str]) -> None:
+    if report.runs:
+        report.files["plot"] = str(_plot_runs(report.runs, out / "retrain_loss.png"))
+    report.files["summary_json"] = str(out / "summary.json")
+    report.files["summary_md"] = str(out / "summary.md")
+    atomic_write_json(out / "summary.json", report.to_json())
+    header = f"model `{model}` on `{data}`, config `{json.dumps(dict(config))}`\n\n"
+    atomic_write_text(out / "summary.md", header + report.table() + "\n")
+
+
+# Long only by its docstring (one Args entry per option); the body is 45 lines.
+def retrain_config(
+    config: dict[str, str] | str,
+    *,
+    model: str = "default",
+    checkpoint: str | Path | None = None,
+    data: str = "digits",
+    grads: Iterable[str] = ("ste", "lut"),
+    epochs: int = 1,
+    steps: int | None = None,
+    lr: float = 5e-5,
+    batch_size: int = 64,
+    out_dir: str | Path = "out/retrain",
+    calib_batches: int | None = 4,
+    eval_size: int | None = None,
+    report_split: str = "test",
+    seed: int = 0,
+    resume: bool = True,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+) -> RetrainReport:
+    """Approximate a model, measure it, retrain it with each gradient method and measure again.
+
+    Calibrates on the ``calib`` split, retrains on ``train`` (shuffled, seeded)
+    keeping the best epoch on ``val``, and reports top-1 accuracy on
+    ``report_split`` with intervals.  Every result is cached under ``out_dir``
+    (per-image scores by model fingerprint, retraining by checkpoint), so a second
+    call with the same arguments is fast, and an interrupted call resumes.
+
+    Args:
+        config: layer config (glob -> multiplier name), or one multiplier name for every layer.
+        model: ``"default"`` or a timm model name (see :func:`axhw.models.load_model`).
+        checkpoint: local weights for ``model``.
+        data: ``"digits"`` or ``"imagefolder:PATH"``.
+        grads: gradient methods to retrain with, each from the same approximated model.
+        epochs, steps, lr: as :func:`axhw.emulator.retrain.retrain`.
+        batch_size: images per batch for every loader.
+        out_dir: where checkpoints, retrained weights, ``summary.json``,
+            ``summary.md`` and ``retrain_loss.png`` are written.
+        calib_batches: calibration batches (``None``: the whole ``calib`` split).
+        eval_size: use only the first this many images of ``val`` and of the reported split (``None``: all).
+        report_split: the split the accuracies are reported on: ``"test"`` (default)
+            or ``"search"``; never one that fits or chooses.
+        seed: seeds the shuffling and retraining.
+        resume: re-use finished or interrupted retraining runs in ``out_dir``.
+        device: where to run (``None``: CPU; ``"cuda"`` when asked).
+        progress: show progress bars.
+
+    Returns:
+        :class:`RetrainReport`.
+
+    Raises:
+        ConfigError, DataError, DatabaseError: bad config, split, data, model or multiplier name.
+    """
+    from axhw.data import get_loader, num_classes
+    from axhw.models import load_model
+
+    from .convert import approximate, model_input_size
+
+    grads = tuple(grads)
+    _check(grads, report_split)
+    if isinstance(config, str):
+        config = {"*": config}
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    base = load_model(model, checkpoint=checkpoint, num_classes=num_classes(data)).to(device)
+    channels, height, _ = model_input_size(base)
+
+    def loader(split: str, shuffle: bool = False, limit: int | None = None):
+        return get_loader(data, split, batch_size=batch_size, shuffle=shuffle, image_size=height, channels=channels,
+                          limit=limit, seed=seed)
+
+    calib = loader("calib")
+    t0 = time.perf_counter()
+    # the reported split is read only through the scorer, only for the figures below
+    score = _Scorer(loader(report_split, limit=eval_size), f"{data}:{report_split}:{eval_size or 'all'}",
+                    out / "evaluations.json", device, progress)
+    measured = {"fp32": score(base),
+                "int8": score(approximate(base, {"*": "exact"}, calib, num_batches=calib_batches, progress=progress))}
+    ax = approximate(base, config, calib, num_batches=calib_batches, progress=progress)
+    measured["approx"] = score(ax)
+    report = RetrainReport(model=model, data=data, config=dict(config), fp32_accuracy=measured["fp32"][0],
+                           int8_accuracy=measured["int8"][0], approx_accuracy=measured["approx"][0],
+                           split=report_split, n_images=int(measured["int8"][1].size))
+    report.seconds["evaluate"] = round(time.perf_counter() - t0, 1)
+    train, val = loader("train", shuffle=True), loader("val", limit=eval_size)
+    for grad in grads:
+        t0 = time.perf_counter()
+        net = copy.deepcopy(ax)
+        report.runs[grad] = retrain(net, train, grad=grad, epochs=epochs, steps=steps, lr=lr, checkpoint_dir=out / grad,
+                                    resume=resume, val_loader=val, seed=seed, device=device, progress=progress)
+        measured[grad] = score(net)
+        report.retrained_accuracy[grad] = measured[grad][0]
+        report.files[f"weights_{grad}"] = str(_save(out / grad / "model.pt", net.state_dict()))
+        report.seconds[f"retrain_{grad}"] = round(time.perf_counter() - t0, 1)
+    report.outcomes = {name: pack_outcomes(correct) for name, (_, correct) in measured.items()}
+    _write_summary(report, out, model, data, config)
+    return report
