@@ -15,9 +15,10 @@ Energies are the database's uniform-operand figures on the search's Liberty libr
 the types carrying the most MACs are kept, and each op on another type moves to the
 kept type its sensitivity profile says hurts that op least.
 
-**Cost.**  :func:`estimate_cost` runs the int8 reference (which pays the one-time set-up:
-calibration, kernel compilation) and then times the first evaluation of the sensitivity
-profile; the search needs both and reads them from the evaluation cache.  It states the
+**Cost.**  :func:`estimate_cost` runs the int8 reference and the profile's first
+configuration (which pay the one-time set-up: calibration, kernel compilation, the first
+candidate's table) and then times the next op on that candidate; the search needs all three
+and reads them from the evaluation cache.  It states the
 profiling and search evaluations and the estimated time before the search starts.
 """
 
@@ -184,7 +185,7 @@ class SearchCost:
         if self.pruned:
             lines.append(f"left out {len(self.pruned)} dominated candidate(s) (another has no more error on any operand "
                          "pair for no more energy): " + ", ".join(f"{a} (by {b})" for a, b in sorted(self.pruned.items())))
-        lines.append(f"search plan: {self.n_ops} ops x {self.n_candidates - 1} candidates = {self.profiling} profiling "
+        lines.append(f"search plan: {self.n_ops} ops x {self.n_candidates - 1} candidates besides the reference = {self.profiling} profiling "
                      f"evaluations + {self.search} search evaluations + 1 reference = {self.evaluations} true "
                      f"evaluations, ~{_duration(self.seconds)} at {self.seconds_per_evaluation:.2g} s each on "
                      f"{self.workers} worker(s) (evaluations already cached are free)")
@@ -216,9 +217,13 @@ def estimate_cost(space: Any, evaluator: Any, budget: int, pruned: Mapping[str, 
     from .sensitivity import sensitivity_configs
 
     profile = sensitivity_configs(space)
-    evaluator.evaluate([space.decode(space.exact_config())])  # pays the one-time set-up (calibration, compilation)
-    # Then one evaluation the profile needs first, timed; cached, so the profile does not repeat it.
-    config = space.decode(profile[0][2] if profile else space.exact_config())
+    # The reference and the profile's first configuration pay the one-time set-up (calibration,
+    # compilation, the first candidate's table); the next op on that candidate is timed.  All three
+    # are cached, so the profile does not repeat them.
+    warm = [space.exact_config()] + [x for _, _, x in profile[:1]]
+    evaluator.evaluate([space.decode(x) for x in warm])
+    timed = profile[space.n_candidates - 1] if len(profile) >= space.n_candidates else (profile or [(0, 0, warm[0])])[0]
+    config = space.decode(timed[2])
     computed = getattr(evaluator, "n_computed", None)
     start = time.perf_counter()
     evaluator.evaluate([config])

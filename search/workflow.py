@@ -106,7 +106,7 @@ def _space(model: Any, task: ModelTask, candidates: list[str], liberty: str, pow
     import torch
 
     from ..emulator import DEFAULT_EXCLUDE
-    from ..emulator import layers as emulator_layers
+    from ..emulator import list_ops as emulator_layers
 
     ops = [op for op in emulator_layers(model) if not any(fnmatch.fnmatchcase(op.name, p) for p in DEFAULT_EXCLUDE)]
     operands = None

@@ -337,14 +337,14 @@ def test_report_from_real_search(database, designs, tmp_path, depth):
     """
     import warnings
 
-    from axhw.emulator import layers
+    from axhw.emulator import list_ops
     from axhw.models import default_model
     from axhw.search import run
 
     model = default_model()
     if depth is not None:
         model.blocks = model.blocks[:depth]
-    approximable = [op for op in layers(model) if op.name.split(".")[0] != "head"]
+    approximable = [op for op in list_ops(model) if op.name.split(".")[0] != "head"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result = run(model, "digits", candidates=designs[1:2] if depth else designs[1:], max_accuracy_drop=2.0, budget=len(approximable),

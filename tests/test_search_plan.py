@@ -77,9 +77,9 @@ def test_cost_is_stated_before_the_search() -> None:
     evaluator = Evaluator(task, "serial", cache_dir=False)
     cost = estimate_cost(space, evaluator, 20, {"m9": "m1"})
     assert (cost.profiling, cost.search, cost.evaluations) == (8 * 5, 20, 61)
-    assert task.calls == 2 and cost.seconds_per_evaluation >= 0  # the reference, then one profile configuration
+    assert task.calls == 3 and cost.seconds_per_evaluation >= 0  # the reference, two profile configurations
     text = cost.describe()
-    assert "8 ops x 5 candidates = 40 profiling evaluations + 20 search evaluations" in text and "m9 (by m1)" in text
+    assert "8 ops x 5 candidates besides the reference = 40 profiling evaluations + 20 search evaluations" in text and "m9 (by m1)" in text
     again = estimate_cost(space, evaluator, 20)  # both are cached now: the task itself is timed
-    assert task.calls == 3 and again.to_json()["profiling_evaluations"] == 40
+    assert task.calls == 4 and again.to_json()["profiling_evaluations"] == 40
     assert SearchCost(25, 27, 650, 40, 0.5, 2, {}).seconds == pytest.approx(691 * 0.5 / 2)
