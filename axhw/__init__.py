@@ -4,7 +4,7 @@ Subpackages: :mod:`axhw.emulator` (quantization, approximate layers, kernels,
 retraining) and :mod:`axhw.search` (sensitivity, surrogate, MCTS, baselines).
 """
 
-from ._version import __version__
-from .errors import AxhwError
+from axhw._version import __version__
+from axhw.errors import AxhwError
 
 __all__ = ["__version__", "AxhwError"]

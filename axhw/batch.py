@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from .errors import AxhwError, ConfigError
+from axhw.errors import AxhwError, ConfigError
 
 __all__ = ["ImportResult", "add_many", "expand_paths", "summary_table", "DESIGN_SUFFIXES"]
 
@@ -100,7 +100,7 @@ def _add_one(path: str, twin: str | None, options: dict[str, Any], settings: dic
     for key in [k for k in os.environ if k.startswith("AXHW_") and k not in settings]:
         del os.environ[key]
     os.environ.update(settings)
-    from . import library
+    from axhw import library
 
     name = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(path).stem)
     try:

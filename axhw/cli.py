@@ -14,9 +14,9 @@ import sys
 import warnings
 from typing import Sequence
 
-from ._version import __version__
-from .errors import AxhwError
-from .threads import apply_threads
+from axhw._version import __version__
+from axhw.errors import AxhwError
+from axhw.threads import apply_threads
 
 __all__ = ["main", "build_parser"]
 

@@ -36,11 +36,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import CharacterizationError, ConfigError, ToolMissingError
-from .io import atomic_write_text, sha256_bytes
-from .paths import cache_dir
-from .records import PortSpec
-from .subproc import DEFAULT_TIME_LIMIT_S, TimeLimitExceeded, run_limited, signal_name
+from axhw.errors import CharacterizationError, ConfigError, ToolMissingError
+from axhw.io import atomic_write_text, sha256_bytes
+from axhw.paths import cache_dir
+from axhw.records import PortSpec
+from axhw.subproc import DEFAULT_TIME_LIMIT_S, TimeLimitExceeded, run_limited, signal_name
 
 __all__ = ["sweep_c", "characterize_c", "parse_signature", "default_function", "c_reading", "compiler",
            "CSignature"]
@@ -343,7 +343,7 @@ def characterize_c(path: str | os.PathLike, function: str | None = None, *, sign
         CharacterizationError: as :func:`sweep_c_words`, or signedness is unclear
             (the message asks for ``--signed`` or ``--unsigned``).
     """
-    from .simulate import SignednessDecision, decide_signedness
+    from axhw.simulate import SignednessDecision, decide_signedness
 
     path = Path(path).resolve()
     if not path.is_file():

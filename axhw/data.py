@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from .errors import DataError
+from axhw.errors import DataError
 
 __all__ = [
     "SPLITS",

@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from .errors import AxhwError
-from .records import DEFAULT_LIBERTY
+from axhw.errors import AxhwError
+from axhw.records import DEFAULT_LIBERTY
 
 __all__ = ["run_demo", "STAGES"]
 
@@ -25,7 +25,7 @@ def _print_rows(rows: list[tuple[str, str]], width: int = 28) -> None:
 
 
 def _stage_doctor(out: Path) -> None:
-    from .doctor import format_table, run_checks
+    from axhw.doctor import format_table, run_checks
 
     checks = run_checks()
     missing = [c.name for c in checks if c.required and not c.ok]
@@ -37,8 +37,8 @@ def _stage_doctor(out: Path) -> None:
 
 def _stage_library(out: Path) -> None:
     """Characterize the bundled RTL library (only stale or missing entries) and print its error metrics."""
-    from . import library
-    from .io import atomic_write_text
+    from axhw import library
+    from axhw.io import atomic_write_text
 
     rebuilt = library.rebuild()
     table = library.list_table()
@@ -50,9 +50,9 @@ def _stage_library(out: Path) -> None:
 
 def _stage_hardware(out: Path) -> None:
     """Hardware cost of every library design (osu018, uniform operands); cached in hw.json."""
-    from . import library
-    from .hw import characterize_many, format_table
-    from .io import atomic_write_text
+    from axhw import library
+    from axhw.hw import characterize_many, format_table
+    from axhw.io import atomic_write_text
 
     costs = characterize_many(None, DEFAULT_LIBERTY, jobs=2)
     mae = {m.name: m.metrics.mae for m in library.load_all()}
@@ -79,10 +79,10 @@ _DEMO_SEARCH_BUDGET = 25  # true evaluations the search may make after its sensi
 
 def _stage_default_model(out: Path) -> None:
     """The embedded default ViT: trained here only when its committed weights are missing."""
-    from .models import DEFAULT_CONFIG, default_metrics, default_metrics_path, default_weights_path
+    from axhw.models import DEFAULT_CONFIG, default_metrics, default_metrics_path, default_weights_path
 
     if not default_weights_path().is_file():
-        from .training import TrainConfig, save, train_default
+        from axhw.training import TrainConfig, save, train_default
 
         print(f"{default_weights_path()} is missing: training the default model (about a minute)")
         save(train_default(TrainConfig()), default_weights_path(), default_metrics_path())
@@ -112,14 +112,14 @@ def _stage_uniform_accuracy(out: Path) -> None:
     """
     from tqdm.auto import tqdm
 
-    from . import library
-    from .data import get_loader
-    from .emulator import approximate, set_multipliers
-    from .emulator.retrain import model_fingerprint
-    from .emulator.scoring import correct_per_image
-    from .io import atomic_write_json, atomic_write_text
-    from .models import default_model
-    from .stats import pack_outcomes, paired_drop, unpack_outcomes, wilson_interval
+    from axhw import library
+    from axhw.data import get_loader
+    from axhw.emulator import approximate, set_multipliers
+    from axhw.emulator.finetune import model_fingerprint
+    from axhw.emulator.scoring import correct_per_image
+    from axhw.io import atomic_write_json, atomic_write_text
+    from axhw.models import default_model
+    from axhw.stats import pack_outcomes, paired_drop, unpack_outcomes, wilson_interval
 
     folder = out / "accuracy"
     cache_path = folder / "evaluations.json"
@@ -137,7 +137,7 @@ def _stage_uniform_accuracy(out: Path) -> None:
     model = default_model()
     calib = get_loader("digits", "calib", batch_size=_DEMO_BATCH)
     ax = approximate(model, {"*": "exact"}, calib, num_batches=_DEMO_CALIB_BATCHES, progress=False)
-    from .hw.baseline import best_exact
+    from axhw.hw.baseline import best_exact
 
     ref = {split: correct(ax, split) for split in loaders}
     fp32 = {split: float(correct(model, split).mean()) for split in loaders}
@@ -184,7 +184,7 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 def _uniform_table(fp32: float, int8: float, n: int, rows: list[dict[str, Any]], base_name: str, base_label: str,
                    base_vs_exact: float | None) -> str:
-    from .stats import wilson_interval
+    from axhw.stats import wilson_interval
 
     def pct(x: float | None) -> str:
         return "n/a" if x is None else f"{100 * x:.1f}"
@@ -214,7 +214,7 @@ def _uniform_plot(rows: list[dict[str, Any]], int8: float, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .io import atomic_write_bytes
+    from axhw.io import atomic_write_bytes
 
     fig, axis = plt.subplots(figsize=(10, 4))
     acc = [100 * r["accuracy"] for r in rows]
@@ -241,8 +241,8 @@ def _stage_retrain(out: Path) -> None:
     """
     import json
 
-    from .data import num_classes
-    from .emulator.retraining import retrain_config
+    from axhw.data import num_classes
+    from axhw.emulator.retraining import retrain_config
 
     uniform_path = out / "accuracy" / "uniform.json"
     if not uniform_path.is_file():
@@ -290,9 +290,9 @@ def _stage_search(out: Path) -> None:
     """
     import warnings
 
-    from .commands.search import summary_rows
-    from .search import ConstraintWarning, ResolutionWarning, run
-    from .search.space import efficient_candidates
+    from axhw.commands.search import summary_rows
+    from axhw.search import ConstraintWarning, ResolutionWarning, run
+    from axhw.search.space import efficient_candidates
 
     candidates = efficient_candidates(3)
     if not candidates:
@@ -324,7 +324,7 @@ def _retrain_chosen(result: Any, config: dict[str, str], out: Path) -> dict[str,
     Returns the ``retrained`` summary the report takes: ``accuracy`` in [0, 1] on the
     test split with its Wilson interval and the paired drop below int8 on the same images.
     """
-    from .emulator.retraining import retrain_config
+    from axhw.emulator.retraining import retrain_config
 
     report = retrain_config(config, out_dir=out / "retrain_chosen", grads=("ste",), epochs=1,
                             batch_size=_DEMO_BATCH, calib_batches=_DEMO_CALIB_BATCHES, progress=False)
@@ -338,7 +338,7 @@ def _retrain_chosen(result: Any, config: dict[str, str], out: Path) -> dict[str,
 
 def _stage_report(out: Path) -> None:
     """Write the accelerator configuration report of the search stage's result."""
-    from .report import load_result, write_report
+    from axhw.report import load_result, write_report
 
     result_path = out / "search_result.json"
     if not result_path.is_file():

@@ -37,11 +37,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from .errors import ToolMissingError, VerilogError
-from .exact import OPERAND_BITS
-from .paths import cache_dir
-from .records import PortSpec
-from .subproc import TimeLimitExceeded, run_limited
+from axhw.errors import ToolMissingError, VerilogError
+from axhw.exact import OPERAND_BITS
+from axhw.paths import cache_dir
+from axhw.records import PortSpec
+from axhw.subproc import TimeLimitExceeded, run_limited
 
 __all__ = ["discover", "discover_declared", "check_combinational", "read_sidecar", "parse_modules", "ModuleInfo", "PortInfo", "SIDECAR_SUFFIX"]
 

@@ -12,10 +12,10 @@ import os
 from dataclasses import dataclass
 from typing import Callable
 
-from .hw.liberty import LIBERTY_FILES, find_liberty
-from .records import DEFAULT_LIBERTY
-from .text import text_table
-from .tools import tool_version
+from axhw.hw.liberty import LIBERTY_FILES, find_liberty
+from axhw.records import DEFAULT_LIBERTY
+from axhw.text import text_table
+from axhw.tools import tool_version
 
 __all__ = ["Check", "run_checks", "format_table"]
 

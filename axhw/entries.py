@@ -34,8 +34,8 @@ import threading
 from pathlib import Path
 from typing import Iterator, Mapping
 
-from .errors import DatabaseError
-from .io import sha256_bytes
+from axhw.errors import DatabaseError
+from axhw.io import sha256_bytes
 
 __all__ = ["DIGEST_FILE", "DIGEST_SCHEMA", "ENTRY_FILES", "REQUIRED_FILES", "read_files", "read_loose",
            "write_lock", "commit", "writable_root", "is_entry"]

@@ -49,13 +49,13 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from .entries import REQUIRED_FILES, commit, is_entry, read_files, read_loose, writable_root, write_lock
-from .errors import AxhwError, CharacterizationError, ConfigError, DatabaseError
-from .io import atomic_save_npy, atomic_write_bytes, atomic_write_text, sha256_bytes, sha256_file
-from .metrics import error_metrics, error_table
-from .paths import bundled_db_dir, db_layers, repo_root, rtl_dir, user_db_dir
-from .records import DEFAULT_LIBERTY, ErrorMetrics, HardwareCost, PortSpec, hw_key, read_hw_costs
-from .text import text_table
+from axhw.entries import REQUIRED_FILES, commit, is_entry, read_files, read_loose, writable_root, write_lock
+from axhw.errors import AxhwError, CharacterizationError, ConfigError, DatabaseError
+from axhw.io import atomic_save_npy, atomic_write_bytes, atomic_write_text, sha256_bytes, sha256_file
+from axhw.metrics import error_metrics, error_table
+from axhw.paths import bundled_db_dir, db_layers, repo_root, rtl_dir, user_db_dir
+from axhw.records import DEFAULT_LIBERTY, ErrorMetrics, HardwareCost, PortSpec, hw_key, read_hw_costs
+from axhw.text import text_table
 
 __all__ = [
     "Multiplier",
@@ -485,7 +485,7 @@ def _store(name: str, root: Path, files: dict[str, bytes], force: bool) -> Path 
 def _tool_versions() -> dict[str, str]:
     import importlib.metadata
 
-    from .tools import tool_version
+    from axhw.tools import tool_version
 
     return {"cocotb": importlib.metadata.version("cocotb"), "iverilog": tool_version("iverilog") or "missing"}
 
@@ -497,11 +497,11 @@ def _characterize(path: Path, family: str, ports_args: Mapping[str, Any], functi
     The fields include ``signedness`` (the reading taken and why); with a Verilog
     ``twin`` of a C model they also include ``rtl``, the file the entry is made from.
     """
-    from .lutfile import LUT_SUFFIXES
+    from axhw.lutfile import LUT_SUFFIXES
 
     if path.suffix in LUT_SUFFIXES:
-        from .lutfile import read_transaxx
-        from .simulate import SignednessDecision
+        from axhw.lutfile import read_transaxx
+        from axhw.simulate import SignednessDecision
 
         if ports_args.get("parameters") or ports_args.get("signed") is False or twin is not None:
             raise ConfigError(f"{path}: a TransAxx LUT is a signed table; --param, --unsigned and --twin do not apply")
@@ -512,7 +512,7 @@ def _characterize(path: Path, family: str, ports_args: Mapping[str, Any], functi
                                             "two's-complement bit patterns")
         return raw, ports, {"source": "transaxx", "signedness": decision.to_json()}
     if path.suffix == ".c":
-        from .cmodel import characterize_c, compiler
+        from axhw.cmodel import characterize_c, compiler
 
         verilog_only = [k for k in ("top", "a", "b", "y") if ports_args.get(k)] + (["parameters"] if ports_args.get("parameters") else [])
         if verilog_only:
@@ -521,7 +521,7 @@ def _characterize(path: Path, family: str, ports_args: Mapping[str, Any], functi
         extra = {"source": "c", "function": ports.module, "tools": {"cc": compiler()}, "signedness": decision.to_json()}
         if twin is None:
             return raw, ports, extra
-        from .simulate import characterize_verilog
+        from axhw.simulate import characterize_verilog
 
         twin_raw, twin_ports, _ = characterize_verilog(twin, signed=ports.signed, time_limit_s=time_limit_s)
         differ = np.argwhere(twin_raw != raw)
@@ -538,7 +538,7 @@ def _characterize(path: Path, family: str, ports_args: Mapping[str, Any], functi
         raise ConfigError(f"{path}: --twin pairs a C model with its Verilog; {path.name} is not a .c file")
     if path.suffix not in (".v", ".sv"):
         raise ConfigError(f"{path}: expected a Verilog file (.v, .sv) or a C model (.c)")
-    from .simulate import characterize_verilog
+    from axhw.simulate import characterize_verilog
 
     raw, ports, decision = characterize_verilog(path, **ports_args, check_exact=(family == "exact"),
                                                 time_limit_s=time_limit_s)
@@ -838,7 +838,7 @@ def export(name: str, format: str = "c-header", out: str | os.PathLike | None = 
     if format == "npy":
         return atomic_save_npy(target, mult.lut)
     if format == "transaxx":
-        from .lutfile import write_transaxx
+        from axhw.lutfile import write_transaxx
 
         return write_transaxx(mult.lut, target,
                               comment=f"{mult.name}: {mult.description} (axhw, from {Path(mult.rtl_path).name})")
@@ -882,7 +882,7 @@ def list_table(selected: Iterable[str] | None = None) -> str:
     ref = next((m.hw for m in loaded if isinstance(m, Multiplier) and m.name == "exact"), None)
     base = None
     if with_hw:
-        from .hw.baseline import best_exact
+        from axhw.hw.baseline import best_exact
 
         try:
             base = best_exact(DEFAULT_LIBERTY, DEFAULT_STREAM)
@@ -958,7 +958,7 @@ def _fmt(value: float | None, spec: str) -> str:
 
 def _metric_lines(e: ErrorMetrics) -> list[str]:
     """The metrics of ``show``, with their domain and the base of every percentage."""
-    from .metrics import METRIC_DEFINITIONS
+    from axhw.metrics import METRIC_DEFINITIONS
 
     zero = {None: "unknown (rebuild)", True: "yes", False: "no: a·0 or 0·b is not 0 for some operand"}[e.zero_preserving]
     lines = [

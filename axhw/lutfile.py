@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ConfigError
-from .io import atomic_write_text
+from axhw.errors import ConfigError
+from axhw.io import atomic_write_text
 
 __all__ = ["read_transaxx", "write_transaxx", "LUT_SUFFIXES"]
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .exact import exact_lut
-from .records import ErrorMetrics
+from axhw.exact import exact_lut
+from axhw.records import ErrorMetrics
 
 __all__ = ["HISTOGRAM_BINS", "PERCENT_BASE", "error_metrics", "error_table", "METRIC_DEFINITIONS"]
 

@@ -19,7 +19,7 @@ from typing import Any, Final
 import torch
 from torch import nn
 
-from .errors import DataError
+from axhw.errors import DataError
 
 __all__ = [
     "DEFAULT_MODEL_NAME",
@@ -241,7 +241,7 @@ def _load_checkpoint(model: nn.Module, path: Path) -> None:
 
 def data_class_names(spec: str) -> list[str] | None:
     """Class names of data ``spec`` in label order (image folders), ``None`` when it has none (digits)."""
-    from .data import get_dataset
+    from axhw.data import get_dataset
 
     dataset = get_dataset(spec, "test")
     while not hasattr(dataset, "classes") and hasattr(dataset, "dataset"):  # a Subset of the folder

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .errors import DatabaseError
+from axhw.errors import DatabaseError
 
 __all__ = ["PortSpec", "ErrorMetrics", "HardwareCost", "OpInfo", "DEFAULT_LIBERTY", "HW_SCHEMA", "HW_FLOW_VERSION",
            "HW_WRAPPER_VERSION", "hw_key", "read_hw_costs"]

@@ -16,9 +16,9 @@ import os
 import shutil
 from pathlib import Path
 
-from .entries import write_lock
-from .errors import DatabaseError
-from .paths import bundled_db_dir
+from axhw.entries import write_lock
+from axhw.errors import DatabaseError
+from axhw.paths import bundled_db_dir
 
 __all__ = ["remove"]
 
@@ -34,7 +34,7 @@ def remove(name: str, *, force: bool = False) -> Path:
         ConfigError: ``name`` is not a valid entry name.
         DatabaseError: no such entry; a bundled design without ``force``; a read-only layer.
     """
-    from . import library
+    from axhw import library
 
     folder = library.entry_dir(name)
     bundled_layer = folder.parent.resolve() == bundled_db_dir().resolve()

@@ -33,11 +33,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import CharacterizationError, ToolMissingError
-from .io import atomic_write_text, sha256_bytes
-from .paths import cache_dir
-from .records import PortSpec
-from .subproc import DEFAULT_TIME_LIMIT_S, TimeLimitExceeded, run_limited
+from axhw.errors import CharacterizationError, ToolMissingError
+from axhw.io import atomic_write_text, sha256_bytes
+from axhw.paths import cache_dir
+from axhw.records import PortSpec
+from axhw.subproc import DEFAULT_TIME_LIMIT_S, TimeLimitExceeded, run_limited
 
 __all__ = ["sweep", "sweep_words", "reading", "characterize_verilog", "build_key", "decide_signedness",
            "name_hint", "SignednessDecision", "BENCH_MODULE"]
@@ -131,7 +131,7 @@ def sweep_words(rtl_path: str | os.PathLike, ports: PortSpec, *, signed: bool | 
     """
     from cocotb_tools.check_results import get_results
 
-    from .rtl.bench import TOPLEVEL, bench_env, wrapper_source
+    from axhw.rtl.bench import TOPLEVEL, bench_env, wrapper_source
 
     _require_tools()
     limit = DEFAULT_TIME_LIMIT_S if time_limit_s is None else float(time_limit_s)
@@ -369,7 +369,7 @@ def characterize_verilog(path: str | os.PathLike, *, top: str | None = None, a: 
             failure of :func:`sweep_words`.
         VerilogError: discovery failed, or the design has a latch or a logic loop.
     """
-    from .discover import check_combinational, discover_declared
+    from axhw.discover import check_combinational, discover_declared
 
     path = Path(path).resolve()
     ports, why = discover_declared(path, top=top, a=a, b=b, y=y, signed=signed, parameters=parameters)

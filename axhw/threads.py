@@ -24,7 +24,7 @@ import math
 import os
 import sys
 
-from .errors import ConfigError
+from axhw.errors import ConfigError
 
 __all__ = ["ENV", "available_cores", "default_threads", "resolve_threads", "apply_threads", "worker_threads"]
 

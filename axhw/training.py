@@ -24,11 +24,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import DIGITS_SPLIT_SEED, get_dataset
-from .errors import AxhwError
-from .io import atomic_write_bytes, atomic_write_json, sha256_bytes
-from .models import DEFAULT_CONFIG, build_default, default_metrics_path, default_weights_path
-from .threads import apply_threads
+from axhw.data import DIGITS_SPLIT_SEED, get_dataset
+from axhw.errors import AxhwError
+from axhw.io import atomic_write_bytes, atomic_write_json, sha256_bytes
+from axhw.models import DEFAULT_CONFIG, build_default, default_metrics_path, default_weights_path
+from axhw.threads import apply_threads
 
 __all__ = ["TrainConfig", "TrainResult", "train_default", "accuracy", "save", "main"]
 

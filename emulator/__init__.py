@@ -9,7 +9,7 @@ Typical use::
     top1 = evaluate(ax, test_loader)
 """
 
-from .convert import (
+from axhw.emulator.conversion import (
     DEFAULT_EXCLUDE,
     OpInfo,
     approximate,
@@ -28,8 +28,8 @@ from .convert import (
     set_grad_mode,
     set_multipliers,
 )
-from .functional import FAKE_QUANT, quantized_matmul
-from .layers import (
+from axhw.emulator.functional import FAKE_QUANT, quantized_matmul
+from axhw.emulator.layers import (
     ATTENTION_MAPPING,
     EXACT,
     FP32,
@@ -44,9 +44,9 @@ from .layers import (
     exact_lut,
     load_lut,
 )
-from .retrain import RetrainResult, model_fingerprint, retrain
-from .retraining import RetrainReport, retrain_config
-from .quantization import (
+from axhw.emulator.finetune import RetrainResult, model_fingerprint, retrain
+from axhw.emulator.retraining import RetrainReport, retrain_config
+from axhw.emulator.quantization import (
     CALIBRATORS,
     Calibrator,
     EntropyCalibrator,

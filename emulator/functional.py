@@ -45,8 +45,8 @@ from typing import Any, Callable, Final
 
 import torch
 
-from . import kernels
-from .quantization import QUANT_MAX, QUANT_MIN, dequantize, quantize
+from axhw.emulator import kernels
+from axhw.emulator.quantization import QUANT_MAX, QUANT_MIN, dequantize, quantize
 
 __all__ = ["FAKE_QUANT", "GRAD_MODES", "quantized_matmul", "LutMatmulFunction"]
 
@@ -119,7 +119,7 @@ class LutMatmulFunction(torch.autograd.Function):
         a_shape, b_shape = ctx.shapes
         g = grad_out.to(a_scale.dtype)
         if ctx.grad_mode == "lut":
-            from .gradients import lut_backward
+            from axhw.emulator.gradients import lut_backward
 
             grad_a_q, grad_b_q = lut_backward(g * (a_scale * b_scale), a_q, b_q, ctx.grad_tables())
             grad_a = _sum_to(grad_a_q / a_scale, a_shape) if ctx.needs_input_grad[0] else None

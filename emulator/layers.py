@@ -21,7 +21,7 @@ first operand ``a`` and the weight (or second activation) as ``b``:
   They always take the unfused path, since fused SDPA hides both products.
 
 Each layer starts *calibrating* (float forward, observers record the inputs) after
-:func:`~axhw.emulator.convert.prepare`; :meth:`AxOp.freeze` (called by ``convert``)
+:func:`~axhw.emulator.conversion.prepare`; :meth:`AxOp.freeze` (called by ``convert``)
 copies the observers' scales into buffers and switches to the integer path.
 Observers and scales are buffers and the multiplier name is the module's extra
 state, so ``state_dict()`` round-trips a calibrated model.
@@ -45,9 +45,9 @@ from axhw import exact
 from axhw.errors import ConfigError, DataError
 from axhw.exact import EXACT
 
-from . import kernels
-from .functional import FAKE_QUANT, GRAD_MODES, quantized_matmul
-from .quantization import (
+from axhw.emulator import kernels
+from axhw.emulator.functional import FAKE_QUANT, GRAD_MODES, quantized_matmul
+from axhw.emulator.quantization import (
     QUANT_MAX,
     QUANT_MIN,
     SOFTMAX_SCALE,
@@ -137,7 +137,7 @@ def _prepared_table(name: str) -> Any:
 
 @functools.lru_cache(maxsize=64)
 def _grad_tables(name: str) -> Any:
-    from .gradients import gradient_tables
+    from axhw.emulator.gradients import gradient_tables
 
     return gradient_tables(_cached_lut(name))
 

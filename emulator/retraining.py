@@ -1,7 +1,7 @@
 """The retraining run: approximate a model, measure it, retrain it, measure it again.
 
 :func:`retrain_config` composes the primitives (:func:`axhw.emulator.approximate`,
-:func:`axhw.emulator.retrain.retrain`) with the data splits kept apart:
+:func:`axhw.emulator.finetune.retrain`) with the data splits kept apart:
 
 * calibration reads ``calib`` (a piece of ``train``), retraining reads ``train``
   and keeps the best epoch on ``val``;
@@ -32,7 +32,7 @@ from axhw.errors import ConfigError
 from axhw.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from axhw.stats import DropEstimate, pack_outcomes, paired_drop, unpack_outcomes, wilson_interval
 
-from .retrain import RetrainResult, model_fingerprint, retrain
+from axhw.emulator.finetune import RetrainResult, model_fingerprint, retrain
 
 __all__ = ["RetrainReport", "retrain_config", "REPORT_SPLITS"]
 
@@ -147,7 +147,7 @@ class _Scorer:
                 self.cache = {}  # a damaged cache is measured again
 
     def __call__(self, net: nn.Module) -> tuple[float, np.ndarray]:
-        from .scoring import correct_per_image
+        from axhw.emulator.scoring import correct_per_image
 
         key = f"{model_fingerprint(net)}:{self.key}"
         if key not in self.cache:
@@ -242,7 +242,7 @@ def retrain_config(
         checkpoint: local weights for ``model``.
         data: ``"digits"`` or ``"imagefolder:PATH"``.
         grads: gradient methods to retrain with, each from the same approximated model.
-        epochs, steps, lr: as :func:`axhw.emulator.retrain.retrain`.
+        epochs, steps, lr: as :func:`axhw.emulator.finetune.retrain`.
         batch_size: images per batch for every loader.
         out_dir: where checkpoints, retrained weights, ``summary.json``,
             ``summary.md`` and ``retrain_loss.png`` are written.
@@ -264,7 +264,7 @@ def retrain_config(
     from axhw.data import get_loader, num_classes
     from axhw.models import load_model
 
-    from .convert import approximate, model_input_size
+    from axhw.emulator.conversion import approximate, model_input_size
 
     grads = tuple(grads)
     _check(grads, report_split)

@@ -7,17 +7,17 @@ from a scikit-learn accuracy surrogate (or with a baseline: uniform sweep, rando
 greedy, multiple-choice knapsack, NSGA-II), and returns a :class:`SearchResult`.
 """
 
-from .api import METHODS, ConstraintWarning, ResolutionWarning, cross_validated_surrogate_metrics, run_on_space
-from .baselines import NSGA2, GreedySensitivity, Knapsack, RandomSearch, UniformSweep
-from .evaluate import EXECUTORS, Evaluator, ModelTask, ProcessExecutor, RayExecutor, SerialExecutor, make_executor
-from .mcts import MCTS, rollout_policy
-from .pareto import hypervolume, hypervolume_curve, pareto_front
-from .problem import SearchProblem
-from .result import Evaluation, SearchResult
-from .sensitivity import profile_sensitivity, sensitivity_configs
-from .space import EXACT, SearchSpace, efficient_candidates, hardware_cost
-from .surrogate import AccuracySurrogate, ConfigFeatures, make_surrogate, surrogate_metrics
-from .workflow import load_split, run, score_holdout
+from axhw.search.api import METHODS, ConstraintWarning, ResolutionWarning, cross_validated_surrogate_metrics, run_on_space
+from axhw.search.baselines import NSGA2, GreedySensitivity, Knapsack, RandomSearch, UniformSweep
+from axhw.search.evaluate import EXECUTORS, Evaluator, ModelTask, ProcessExecutor, RayExecutor, SerialExecutor, make_executor
+from axhw.search.mcts import MCTS, rollout_policy
+from axhw.search.pareto import hypervolume, hypervolume_curve, pareto_front
+from axhw.search.problem import SearchProblem
+from axhw.search.result import Evaluation, SearchResult
+from axhw.search.sensitivity import profile_sensitivity, sensitivity_configs
+from axhw.search.space import EXACT, SearchSpace, efficient_candidates, hardware_cost
+from axhw.search.surrogate import AccuracySurrogate, ConfigFeatures, make_surrogate, surrogate_metrics
+from axhw.search.workflow import load_split, run, score_holdout
 
 __all__ = [
     "run",

@@ -20,18 +20,18 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from ..errors import ConfigError
-from ..io import sha256_bytes
-from ..stats import BOUNDS, resolution_points, wilson_interval
-from .baselines import NSGA2, GreedySensitivity, Knapsack, RandomSearch, UniformSweep
-from .evaluate import Evaluator
-from .mcts import MCTS
-from .plan import check_max_types
-from .problem import SearchProblem
-from .result import SearchResult
-from .sensitivity import profile_sensitivity, sensitivity_samples, sensitivity_to_dict
-from .space import SearchSpace
-from .surrogate import make_surrogate, surrogate_metrics
+from axhw.errors import ConfigError
+from axhw.io import sha256_bytes
+from axhw.stats import BOUNDS, resolution_points, wilson_interval
+from axhw.search.baselines import NSGA2, GreedySensitivity, Knapsack, RandomSearch, UniformSweep
+from axhw.search.evaluate import Evaluator
+from axhw.search.mcts import MCTS
+from axhw.search.plan import check_max_types
+from axhw.search.problem import SearchProblem
+from axhw.search.result import SearchResult
+from axhw.search.sensitivity import profile_sensitivity, sensitivity_samples, sensitivity_to_dict
+from axhw.search.space import SearchSpace
+from axhw.search.surrogate import make_surrogate, surrogate_metrics
 
 __all__ = ["run_on_space", "METHODS", "ConstraintWarning", "ResolutionWarning", "cross_validated_surrogate_metrics"]
 

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 from sklearn.utils import check_random_state
 
-from .problem import SearchProblem
+from axhw.search.problem import SearchProblem
 
 __all__ = ["UniformSweep", "RandomSearch", "GreedySensitivity", "Knapsack", "NSGA2"]
 

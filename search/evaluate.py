@@ -31,9 +31,9 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import numpy as np
 
-from ..errors import ConfigError
-from ..io import atomic_write_json, sha256_bytes
-from ..threads import apply_threads, resolve_threads, worker_threads
+from axhw.errors import ConfigError
+from axhw.io import atomic_write_json, sha256_bytes
+from axhw.threads import apply_threads, resolve_threads, worker_threads
 
 __all__ = [
     "EvaluationTask",
@@ -245,7 +245,7 @@ class Evaluator:
         self.task = task
         self.executor = make_executor(executor, n_workers, address) if isinstance(executor, str) else executor
         if cache_dir is None:
-            from ..paths import cache_dir as default_cache_dir
+            from axhw.paths import cache_dir as default_cache_dir
 
             cache_dir = default_cache_dir() / "search_evals"
         self.cache_dir = None if cache_dir is False else Path(cache_dir)
@@ -291,7 +291,7 @@ class Evaluator:
 
     def outcomes(self, config: Mapping[str, str]) -> np.ndarray | None:
         """Per-image correctness of an evaluated configuration (``None``: not kept or not evaluated)."""
-        from ..stats import unpack_outcomes
+        from axhw.stats import unpack_outcomes
 
         key = self.key(config)
         if key not in self._memory:
@@ -351,7 +351,7 @@ class _OutcomeCall:
         self.fingerprint = task.fingerprint
 
     def __call__(self, config: Mapping[str, str]) -> tuple[float, int, str]:
-        from ..stats import pack_outcomes
+        from axhw.stats import pack_outcomes
 
         correct = np.asarray(self.task.outcomes(config), dtype=bool)
         return float(correct.mean()), int(correct.size), pack_outcomes(correct)
@@ -422,13 +422,13 @@ class ModelTask:
 
     def float_accuracy(self) -> float:
         """Top-1 accuracy of the unmodified float model on the subset."""
-        from ..emulator import evaluate
+        from axhw.emulator import evaluate
 
         return float(evaluate(self.model, self._loader(self.images, self.labels), device=self.device, progress=False))
 
     def approximated(self, config: Mapping[str, str]) -> Any:
         """The converted model with ``config`` assigned (shared between calls: do not keep it)."""
-        from ..emulator import approximate, set_multipliers
+        from axhw.emulator import approximate, set_multipliers
 
         if self._ax is None:
             self._ax = approximate(self.model, "exact", self._loader(self.calib_images), backend=self.backend,
@@ -439,7 +439,7 @@ class ModelTask:
 
     def outcomes(self, config: Mapping[str, str]) -> np.ndarray:
         """Per-image top-1 correctness (bool, one per image) under ``config``."""
-        from ..emulator.scoring import correct_per_image
+        from axhw.emulator.scoring import correct_per_image
 
         model = self.approximated(config)
         return correct_per_image(model, self._loader(self.images, self.labels), device=self.device)
@@ -449,6 +449,6 @@ class ModelTask:
 
 
 def _axhw_version() -> str:
-    from .._version import __version__
+    from axhw._version import __version__
 
     return __version__

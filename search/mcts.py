@@ -68,9 +68,9 @@ from typing import Any
 import numpy as np
 from sklearn.utils import check_random_state
 
-from .problem import SearchProblem
-from .sensitivity import rank1_sensitivity, sensitivity_samples
-from .surrogate import make_surrogate
+from axhw.search.problem import SearchProblem
+from axhw.search.sensitivity import rank1_sensitivity, sensitivity_samples
+from axhw.search.surrogate import make_surrogate
 
 __all__ = ["MCTS", "rollout_policy"]
 

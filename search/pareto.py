@@ -12,7 +12,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .result import Evaluation, SearchResult, pareto_indices
+from axhw.search.result import Evaluation, SearchResult, pareto_indices
 
 __all__ = ["pareto_front", "hypervolume", "hypervolume_curve"]
 

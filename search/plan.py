@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError
+from axhw.errors import ConfigError
 
 __all__ = ["dominated", "prune_candidates", "prune_for_search", "announce_cost", "cap_types", "check_max_types", "SearchCost", "estimate_cost"]
 
@@ -74,8 +74,8 @@ def prune_candidates(names: Sequence[str], liberty: str = "osu018", keep: Sequen
     Raises:
         DatabaseError: a name is unknown or has no hardware cost on ``liberty``.
     """
-    from .. import library
-    from .space import hardware_cost
+    from axhw import library
+    from axhw.search.space import hardware_cost
 
     pool = list(dict.fromkeys([*names, *keep]))
     mults = {n: library.load(n) for n in pool}
@@ -88,7 +88,7 @@ def prune_candidates(names: Sequence[str], liberty: str = "osu018", keep: Sequen
 
 def prune_for_search(names: Sequence[str], liberty: str = "osu018") -> tuple[list[str], dict[str, str]]:
     """:func:`prune_candidates` keeping the search's power reference (the cheapest exact design)."""
-    from ..hw.baseline import best_exact
+    from axhw.hw.baseline import best_exact
 
     return prune_candidates(names, liberty, keep=[best_exact(liberty).name])
 
@@ -214,7 +214,7 @@ def estimate_cost(space: Any, evaluator: Any, budget: int, pruned: Mapping[str, 
         budget: true evaluations of full configurations.
         pruned: dominated candidates already left out (reported).
     """
-    from .sensitivity import sensitivity_configs
+    from axhw.search.sensitivity import sensitivity_configs
 
     profile = sensitivity_configs(space)
     # The reference and the profile's first configuration pay the one-time set-up (calibration,

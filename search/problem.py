@@ -24,12 +24,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..errors import ConfigError, DataError
-from ..io import atomic_write_json
-from .evaluate import Evaluator
-from .plan import cap_types, check_max_types
-from .result import Evaluation
-from .space import SearchSpace
+from axhw.errors import ConfigError, DataError
+from axhw.io import atomic_write_json
+from axhw.search.evaluate import Evaluator
+from axhw.search.plan import cap_types, check_max_types
+from axhw.search.result import Evaluation
+from axhw.search.space import SearchSpace
 
 __all__ = ["SearchProblem", "CHECKPOINT_SCHEMA"]
 
@@ -181,7 +181,7 @@ class SearchProblem:
 
     def _record(self, rows: Sequence[np.ndarray], accuracies: Sequence[float], method: str,
                 predicted_drop: Sequence[float | None]) -> list[Evaluation]:
-        from ..stats import pack_outcomes
+        from axhw.stats import pack_outcomes
 
         created = []
         for x, acc, pred in zip(rows, accuracies, predicted_drop):
@@ -210,7 +210,7 @@ class SearchProblem:
 
     def _outcomes(self, x: np.ndarray) -> np.ndarray | None:
         """Per-image outcomes of row ``x``: from the evaluator, else from the checkpoint (``None``: not kept)."""
-        from ..stats import unpack_outcomes
+        from axhw.stats import unpack_outcomes
 
         get = getattr(self.evaluator, "outcomes", None)
         kept = get(self.space.decode(x)) if callable(get) else None

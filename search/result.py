@@ -35,10 +35,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, DataError
-from ..io import atomic_write_json
-from ..records import OpInfo
-from ..stats import BOUNDS, DropEstimate, paired_drop, unpack_outcomes, wilson_interval
+from axhw.errors import ConfigError, DataError
+from axhw.io import atomic_write_json
+from axhw.records import OpInfo
+from axhw.stats import BOUNDS, DropEstimate, paired_drop, unpack_outcomes, wilson_interval
 
 __all__ = ["Evaluation", "SearchResult", "RESULT_SCHEMA", "pareto_indices"]
 

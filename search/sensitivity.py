@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from .evaluate import Evaluator
-from .space import SearchSpace
+from axhw.search.evaluate import Evaluator
+from axhw.search.space import SearchSpace
 
 __all__ = ["sensitivity_configs", "sensitivity_samples", "profile_sensitivity", "sensitivity_to_dict",
            "sensitivity_from_dict", "rank1_sensitivity"]

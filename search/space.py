@@ -28,10 +28,10 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..errors import ConfigError, DatabaseError
-from ..exact import EXACT
-from ..io import sha256_bytes
-from ..records import DEFAULT_LIBERTY
+from axhw.errors import ConfigError, DatabaseError
+from axhw.exact import EXACT
+from axhw.io import sha256_bytes
+from axhw.records import DEFAULT_LIBERTY
 
 __all__ = ["SearchSpace", "EXACT", "hardware_cost", "lut_digest", "ERROR_FEATURES", "efficient_candidates"]
 
@@ -291,8 +291,8 @@ class SearchSpace:
         if candidates is None or len(list(candidates)) == 0:
             raise ConfigError("the candidate set is empty; pass at least one multiplier name "
                               "(see `axhw.library.names()` for what the database holds)")
-        from .. import library
-        from ..hw.baseline import best_exact
+        from axhw import library
+        from axhw.hw.baseline import best_exact
 
         if reference is None:
             reference = best_exact(liberty).name
@@ -306,7 +306,7 @@ class SearchSpace:
         if operands is None:
             energy = {name: c.energy_pj for name, c in uniform.items()}
         else:
-            from .. import hw
+            from axhw import hw
 
             pairs = [(op, name) for op in ops for name in names]
             iterator: Any = pairs
@@ -351,8 +351,8 @@ def efficient_candidates(max_n: int | None = None, liberty: str = DEFAULT_LIBERT
     Returns:
         Names sorted by increasing energy.
     """
-    from .. import library
-    from ..hw.baseline import best_exact
+    from axhw import library
+    from axhw.hw.baseline import best_exact
 
     exact = best_exact(liberty).energy_pj
     designs = []

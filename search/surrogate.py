@@ -45,7 +45,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .sensitivity import rank1_sensitivity
+from axhw.search.sensitivity import rank1_sensitivity
 
 __all__ = ["ConfigFeatures", "AccuracySurrogate", "make_surrogate", "surrogate_metrics", "near_constraint_quality", "KINDS"]
 
@@ -245,7 +245,7 @@ def near_constraint_quality(space: Any, sensitivity: np.ndarray, X: np.ndarray, 
                            "sensitivity_sum": {"rmse": None, "kendall_tau": None}, "surrogate_ranks_better": None}
     if near.size < max(3, n_splits):
         return out
-    from .sensitivity import sensitivity_samples
+    from axhw.search.sensitivity import sensitivity_samples
 
     X_s, y_s = sensitivity_samples(space, sensitivity)
     predicted = np.zeros(near.size)

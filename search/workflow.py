@@ -19,14 +19,14 @@ import fnmatch
 import os
 from typing import Any, Mapping, Sequence
 
-from ..errors import ConfigError, DatabaseError
-from ..records import DEFAULT_LIBERTY
-from ..stats import pack_outcomes
-from .api import run_on_space
-from .evaluate import Evaluator, ModelTask
-from .plan import announce_cost, check_max_types, prune_for_search
-from .result import SearchResult
-from .space import EXACT, SearchSpace, hardware_cost
+from axhw.errors import ConfigError, DatabaseError
+from axhw.records import DEFAULT_LIBERTY
+from axhw.stats import pack_outcomes
+from axhw.search.api import run_on_space
+from axhw.search.evaluate import Evaluator, ModelTask
+from axhw.search.plan import announce_cost, check_max_types, prune_for_search
+from axhw.search.result import SearchResult
+from axhw.search.space import EXACT, SearchSpace, hardware_cost
 
 __all__ = ["run", "load_split", "score_holdout", "SELECTION_SPLITS"]
 
@@ -39,7 +39,7 @@ def load_split(spec: str, split: str, limit: int | None = None, image_size: int 
     """``(images, labels)`` tensors of the first ``limit`` images of ``split`` of a data spec."""
     import torch
 
-    from ..data import get_loader
+    from axhw.data import get_loader
 
     images, labels = [], []
     for x, y in get_loader(spec, split=split, batch_size=512, limit=limit, image_size=image_size, channels=channels):
@@ -59,7 +59,7 @@ def _check_splits(eval_split: str, holdout_split: str | None) -> None:
 
 def _resolve_model(model: Any, model_name: str | None) -> tuple[str, Any]:
     if isinstance(model, str):
-        from ..models import load_model
+        from axhw.models import load_model
 
         return model, load_model(model)
     return model_name or type(model).__name__, model
@@ -67,7 +67,7 @@ def _resolve_model(model: Any, model_name: str | None) -> tuple[str, Any]:
 
 def _resolve_candidates(candidates: Sequence[str] | None, liberty: str) -> list[str]:
     """The candidate names: checked when given, else every database design with a cost record."""
-    from .. import library
+    from axhw import library
 
     if candidates is not None:
         names = list(candidates)
@@ -91,7 +91,7 @@ def _resolve_candidates(candidates: Sequence[str] | None, liberty: str) -> list[
 
 
 def _input_shape(model: Any) -> tuple[int | None, int | None]:
-    from ..emulator import model_input_size
+    from axhw.emulator import model_input_size
 
     try:
         channels, height, _ = model_input_size(model)
@@ -105,15 +105,15 @@ def _space(model: Any, task: ModelTask, candidates: list[str], liberty: str, pow
     """The design space over the model's approximable ops (operand-aware energies when asked)."""
     import torch
 
-    from ..emulator import DEFAULT_EXCLUDE
-    from ..emulator import list_ops as emulator_layers
+    from axhw.emulator import DEFAULT_EXCLUDE
+    from axhw.emulator import list_ops as emulator_layers
 
     ops = [op for op in emulator_layers(model) if not any(fnmatch.fnmatchcase(op.name, p) for p in DEFAULT_EXCLUDE)]
     operands = None
     if power == "operands":
         from torch.utils.data import DataLoader, TensorDataset
 
-        from ..emulator import collect_operands
+        from axhw.emulator import collect_operands
 
         loader = DataLoader(TensorDataset(task.calib_images, torch.zeros(len(task.calib_images), dtype=torch.long)),
                             batch_size=128)

@@ -35,7 +35,7 @@ from axhw.emulator import (
     collect_operands,
     convert,
     evaluate,
-    layers,
+    list_ops,
     prepare,
     quantize,
     resolve_config,
@@ -79,7 +79,7 @@ def _check_against_fake_quant(name: str, overrides: dict, side: int) -> None:
     model = _create(name, overrides)
     x = _image(side)
     ax = approximate(model, "exact", x, progress=False)
-    ops = {op.name for op in layers(ax, input_size=(3, side, side))}
+    ops = {op.name for op in list_ops(ax, input_size=(3, side, side))}
     assert {k for k, v in ax.axhw_config_.items() if v == "exact"} == {o for o in ops if not o.startswith("head")}
     kinds = {type(m).__name__ for m in ax.modules() if isinstance(m, AxOp)}
     assert {"AxLinear", "AxMatmul", "AxConv2d"} <= kinds
@@ -123,7 +123,7 @@ def test_exact_multiplier_matches_int8_fake_quant_reference_at_224(name):
 
 def test_layers_lists_every_op_with_macs_in_execution_order():
     model = timm.create_model("deit_tiny_patch16_224", pretrained=False)
-    ops = layers(model)
+    ops = list_ops(model)
     assert ops[:6] == [
         OpInfo("patch_embed.proj", "conv", 196 * 768 * 192),
         OpInfo("blocks.0.attn.qkv", "linear", 197 * 192 * 576),
@@ -138,7 +138,7 @@ def test_layers_lists_every_op_with_macs_in_execution_order():
 
 def test_swin_window_products_count_all_windows():
     model = timm.create_model("swin_tiny_patch4_window7_224", pretrained=False)
-    ops = {op.name: op for op in layers(model)}
+    ops = {op.name: op for op in list_ops(model)}
     assert ops["layers.0.blocks.0.attn.qk"].macs_per_image == 64 * 49 * 49 * 96  # 64 windows of 49 tokens
 
 

@@ -432,7 +432,7 @@ def test_source_checkout_writes_rtl_designs_to_the_repository(layered):
 def test_retrain_refuses_bad_arguments_before_any_work(argv, message, tmp_path, capsys, monkeypatch):
     import importlib
 
-    retrain = importlib.import_module("axhw.emulator.retrain")  # the module (the package's `retrain` is a function)
+    retrain = importlib.import_module("axhw.emulator.retraining")  # the workflow module the command calls
     monkeypatch.setattr(retrain, "retrain_config", lambda *a, **k: pytest.fail("started work"))
     assert main(["retrain", *argv, "-o", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
@@ -454,10 +454,10 @@ def test_corrupt_image_and_truncated_checkpoint_are_one_line_errors(tmp_path):
     from axhw.data import get_dataset, load_checkpoint
     from axhw.errors import DataError
 
-    for cls in ("a", "b"):
-        (tmp_path / "imgs" / cls).mkdir(parents=True)
-        Image.new("RGB", (8, 8)).save(tmp_path / "imgs" / cls / "good.png")
-    (tmp_path / "imgs" / "b" / "zbad.png").write_bytes(b"\x89PNG not really")
+    for cls in ("a", "b"):  # a test/ sub-folder, so the split reads every image (no seeded carving)
+        (tmp_path / "imgs" / "test" / cls).mkdir(parents=True)
+        Image.new("RGB", (8, 8)).save(tmp_path / "imgs" / "test" / cls / "good.png")
+    (tmp_path / "imgs" / "test" / "b" / "zbad.png").write_bytes(b"\x89PNG not really")
     dataset = get_dataset(f"imagefolder:{tmp_path / 'imgs'}", "test", image_size=8)
     dataset[0]
     with pytest.raises(DataError, match=r"zbad.png: not a readable image"):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import warnings
 
-from ..errors import ConfigError
-from ..records import DEFAULT_LIBERTY
+from axhw.errors import ConfigError
+from axhw.records import DEFAULT_LIBERTY
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -37,13 +37,13 @@ def _run(args: argparse.Namespace) -> int:
         raise ConfigError("give NAMEs or --all, not both")
     names = args.names or None
     if not args.hw:
-        from .. import library
+        from axhw import library
 
         done = library.rebuild(names=names, force=args.force, progress=True)
         print(f"re-characterized {len(done)}: {', '.join(done)}" if done else "every product table is up to date")
         return 0
-    from .. import library
-    from ..hw import characterize_many, format_table
+    from axhw import library
+    from axhw.hw import characterize_many, format_table
 
     for name in names or library.names():
         library.check_writable(name)  # a read-only database fails now, not after synthesis

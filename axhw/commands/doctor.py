@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..doctor import format_table, run_checks
+from axhw.doctor import format_table, run_checks
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,7 +25,7 @@ def kernel_choices(recalibrate: bool = False) -> list[str]:
     """What ``backend="auto"`` runs on this CPU, measured (or read from the cache): one line per table kind."""
     import numpy as np
 
-    from ..emulator.kernels import calibration, prepare_table, select_backend
+    from axhw.emulator.kernels import calibration, prepare_table, select_backend
 
     if recalibrate:
         calibration.recalibrate()
@@ -42,7 +42,7 @@ def kernel_choices(recalibrate: bool = False) -> list[str]:
 def _run(args: argparse.Namespace) -> int:
     checks = run_checks()
     print(format_table(checks))
-    from ..emulator.kernels.calibration import cache_file
+    from axhw.emulator.kernels.calibration import cache_file
 
     print(f"\nkernel backend chosen by backend='auto' on this CPU (measured; cached in {cache_file()}):")
     for line in kernel_choices(args.recalibrate):

@@ -35,8 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .. import data, models
-    from ..emulator import compare_accuracy, load_config, model_input_size, resolve_device
+    from axhw import data, models
+    from axhw.emulator import compare_accuracy, load_config, model_input_size, resolve_device
 
     resolve_device(args.device)  # before loading anything: a missing GPU is a one-line error
     config = load_config(args.config) if args.config else {"*": args.multiplier or "exact"}

@@ -6,9 +6,9 @@ import argparse
 import warnings
 from pathlib import Path
 
-from .. import library
-from ..errors import ConfigError
-from ..subproc import DEFAULT_TIME_LIMIT_S
+from axhw import library
+from axhw.errors import ConfigError
+from axhw.subproc import DEFAULT_TIME_LIMIT_S
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -128,7 +128,7 @@ def _add(args: argparse.Namespace) -> int:
               f"bias {m.bias:+.3f} ({'signed' if mult.signed else 'unsigned, sign-magnitude'})")
         print(f"  signedness: {library.signedness_reason(mult.name)}")
         return 0
-    from ..batch import add_many, summary_table
+    from axhw.batch import add_many, summary_table
 
     results = add_many(args.path, jobs=args.jobs, name=args.name, top=args.top, a=args.a, b=args.b, y=args.y,
                        function=args.function, twin=args.twin, signed=args.signed,
@@ -155,7 +155,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _rebuild(args: argparse.Namespace) -> int:
-    from ..hw.cache import migrate
+    from axhw.hw.cache import migrate
 
     done = library.rebuild(args.names or None, force=args.force)
     print(f"repaired or re-characterized {len(done)}: {', '.join(done)}" if done else "every entry is up to date")
@@ -166,7 +166,7 @@ def _rebuild(args: argparse.Namespace) -> int:
 
 
 def _remove(args: argparse.Namespace) -> int:
-    from ..removal import remove
+    from axhw.removal import remove
 
     print(f"removed {args.name} ({remove(args.name, force=args.force)})")
     return 0

@@ -8,7 +8,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from ..errors import ConfigError
+from axhw.errors import ConfigError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -52,7 +52,7 @@ def _run(args: argparse.Namespace) -> int:
                           "give a folder name")
     if not args.result.is_file():
         raise ConfigError(f"{args.result}: no such search result file")
-    from ..report import load_result, write_report
+    from axhw.report import load_result, write_report
 
     argv = ["axhw", "report", str(args.result), "-o", str(args.out)]
     if args.retrained is not None:

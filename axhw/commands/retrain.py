@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..errors import ConfigError
+from axhw.errors import ConfigError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -49,8 +49,8 @@ def _check_args(args: argparse.Namespace, config: dict[str, str]) -> None:
     """Refuse bad numbers, paths and multiplier names before any model is built or evaluated."""
     import math
 
-    from .. import library
-    from ..data import parse_spec
+    from axhw import library
+    from axhw.data import parse_spec
 
     if args.steps is None and args.epochs < 1:
         raise ConfigError(f"--epochs must be at least 1, got {args.epochs} (or give --steps)")
@@ -72,8 +72,8 @@ def _check_args(args: argparse.Namespace, config: dict[str, str]) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..emulator import load_config
-    from ..emulator.retraining import retrain_config
+    from axhw.emulator import load_config
+    from axhw.emulator.retraining import retrain_config
 
     config = {"*": args.multiplier} if args.multiplier else load_config(args.config)
     _check_args(args, config)

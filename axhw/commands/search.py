@@ -9,7 +9,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from ..records import DEFAULT_LIBERTY
+from axhw.records import DEFAULT_LIBERTY
 
 
 def _csv(text: str) -> list[str]:
@@ -17,7 +17,7 @@ def _csv(text: str) -> list[str]:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from ..search import METHODS
+    from axhw.search import METHODS
 
     parser = subparsers.add_parser(
         "search",
@@ -148,14 +148,14 @@ def summary_rows(result: Any) -> list[tuple[str, str]]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..search import ConstraintWarning, ResolutionWarning, run
+    from axhw.search import ConstraintWarning, ResolutionWarning, run
 
     model = args.model
     if args.weights is not None:
-        from ..models import load_model
+        from axhw.models import load_model
 
-        from ..data import num_classes
-        from ..models import data_class_names
+        from axhw.data import num_classes
+        from axhw.models import data_class_names
 
         model = load_model(args.model, checkpoint=args.weights, num_classes=args.num_classes or num_classes(args.data),
                            class_names=data_class_names(args.data))

@@ -15,13 +15,13 @@ emulator's table ``sign(a·b)·M(|a|, |b|)`` stands for.
     >>> hw.characterize_many(jobs=2)                  # every database entry, cached in hw.json
 """
 
-from .cache import load_costs
-from .design import Design, as_design, signed_wrapper, wrapper_source
-from .equivalence import EquivalenceError, check_equivalence
-from .baseline import Baseline, best_exact
-from .flow import STEPS, FlowResult, characterize_many, cost, format_table, run_flow, workload_cost
-from .liberty import Liberty, cell_models, resolve_liberty
-from .power import (
+from axhw.hw.cache import load_costs
+from axhw.hw.design import Design, as_design, signed_wrapper, wrapper_source
+from axhw.hw.equivalence import EquivalenceError, check_equivalence
+from axhw.hw.baseline import Baseline, best_exact
+from axhw.hw.flow import STEPS, FlowResult, characterize_many, cost, format_table, run_flow, workload_cost
+from axhw.hw.liberty import Liberty, cell_models, resolve_liberty
+from axhw.hw.power import (
     DEFAULT_PAIRS,
     Activity,
     PowerResult,
@@ -31,8 +31,8 @@ from .power import (
     simulate_activity,
     uniform_operands,
 )
-from .synthesis import ConstantDesignWarning, SynthesisResult, synthesize
-from .timing import TimingResult, critical_path
+from axhw.hw.synthesis import ConstantDesignWarning, SynthesisResult, synthesize
+from axhw.hw.timing import TimingResult, critical_path
 
 __all__ = [
     "cost",

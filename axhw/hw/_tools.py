@@ -15,8 +15,8 @@ import subprocess
 from pathlib import Path
 from typing import Sequence
 
-from ..errors import SynthesisError, ToolMissingError
-from ..tools import tool_version
+from axhw.errors import SynthesisError, ToolMissingError
+from axhw.tools import tool_version
 
 __all__ = ["run_tool", "tool_versions", "log_tail", "require"]
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
-from ..errors import DatabaseError
-from ..exact import EXACT
-from ..records import DEFAULT_LIBERTY, HardwareCost
+from axhw.errors import DatabaseError
+from axhw.exact import EXACT
+from axhw.records import DEFAULT_LIBERTY, HardwareCost
 
 __all__ = ["Baseline", "best_exact", "saving", "BEHAVIOURAL_EXACT"]
 
@@ -77,7 +77,7 @@ def best_exact(liberty: str = DEFAULT_LIBERTY, stream: str = "uniform", *, names
         DatabaseError: no zero-error entry of that format has such a cost (the message
             says how to characterize one).
     """
-    from .. import library
+    from axhw import library
 
     found: list[tuple[float, float, str, HardwareCost]] = []
     for name in (library.names() if names is None else names):

@@ -34,10 +34,10 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..errors import AxhwError
-from ..io import atomic_write_bytes, sha256_bytes
-from ..paths import cache_dir
-from ..records import HW_FLOW_VERSION, HW_SCHEMA, HardwareCost, hw_key, read_hw_costs
+from axhw.errors import AxhwError
+from axhw.io import atomic_write_bytes, sha256_bytes
+from axhw.paths import cache_dir
+from axhw.records import HW_FLOW_VERSION, HW_SCHEMA, HardwareCost, hw_key, read_hw_costs
 
 __all__ = ["SCHEMA", "FLOW_VERSION", "build_dir", "design_key", "lookup", "store", "load_costs", "migrate"]
 
@@ -68,7 +68,7 @@ def design_key(design: Any) -> dict[str, Any]:
 
 def _entry_name(design: Any) -> str | None:
     """The database entry whose ``hw.json`` ``design`` uses, or ``None`` for a design outside the database."""
-    from .. import library
+    from axhw import library
 
     folder = design.hw_json.parent
     if folder.name != design.name:
@@ -82,7 +82,7 @@ def _entry_name(design: Any) -> str | None:
 def _read_bytes(design: Any) -> bytes | None:
     name = _entry_name(design)
     if name is not None:
-        from .. import library
+        from axhw import library
 
         return library.read_hw_file(name)[0]
     try:
@@ -155,7 +155,7 @@ def store(design: Any, cost: HardwareCost, extra: dict[str, Any]) -> None:
     entry = {**cost.to_json(), **extra, "flow": FLOW_VERSION}
     name = _entry_name(design)
     if name is not None:
-        from .. import library
+        from axhw import library
 
         library.update_hw_file(name, lambda old, key: _merged(design, old, entry))
         return
@@ -173,8 +173,8 @@ def migrate(names: list[str] | None = None) -> list[str]:
     Returns:
         The entries whose ``hw.json`` was migrated.
     """
-    from .. import library
-    from .design import as_design
+    from axhw import library
+    from axhw.hw.design import as_design
 
     done = []
     for name in (library.names() if names is None else names):

@@ -34,10 +34,10 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError
-from ..io import atomic_write_text, sha256_bytes, sha256_file
-from ..paths import cache_dir, db_dir, rtl_dir
-from ..records import HW_WRAPPER_VERSION, PortSpec
+from axhw.errors import ConfigError
+from axhw.io import atomic_write_text, sha256_bytes, sha256_file
+from axhw.paths import cache_dir, db_dir, rtl_dir
+from axhw.records import HW_WRAPPER_VERSION, PortSpec
 
 __all__ = ["Design", "as_design", "signed_wrapper", "wrapper_source", "WRAPPER_VERSION", "WRAPPER_PREFIX"]
 
@@ -213,7 +213,7 @@ def as_design(multiplier: Any) -> Design:
     if isinstance(multiplier, Design):
         return multiplier
     if isinstance(multiplier, str):
-        from .. import library
+        from axhw import library
 
         multiplier = library.load(multiplier)
     return Design.from_multiplier(multiplier)

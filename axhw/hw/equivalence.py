@@ -22,12 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import SynthesisError
-from ..io import atomic_write_json, atomic_write_text
-from ..records import PortSpec
-from ._tools import run_tool
-from .design import Design
-from .synthesis import SynthesisResult
+from axhw.errors import SynthesisError
+from axhw.io import atomic_write_json, atomic_write_text
+from axhw.records import PortSpec
+from axhw.hw._tools import run_tool
+from axhw.hw.design import Design
+from axhw.hw.synthesis import SynthesisResult
 
 __all__ = ["EquivalenceError", "check_equivalence", "MAX_EXHAUSTIVE_BITS"]
 

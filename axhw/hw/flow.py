@@ -28,18 +28,18 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..errors import AxhwError, ConfigError, SynthesisError
-from ..paths import cache_dir
-from ..records import DEFAULT_LIBERTY, HardwareCost
-from ..text import text_table
-from . import cache
-from ._tools import tool_versions
-from .design import Design, as_design
-from .equivalence import check_equivalence
-from .liberty import Liberty, cell_models, resolve_liberty
-from .power import DEFAULT_PAIRS, check_operands, estimate_power, operands_sha256, simulate_activity, uniform_operands
-from .synthesis import synthesize
-from .timing import critical_path
+from axhw.errors import AxhwError, ConfigError, SynthesisError
+from axhw.paths import cache_dir
+from axhw.records import DEFAULT_LIBERTY, HardwareCost
+from axhw.text import text_table
+from axhw.hw import cache
+from axhw.hw._tools import tool_versions
+from axhw.hw.design import Design, as_design
+from axhw.hw.equivalence import check_equivalence
+from axhw.hw.liberty import Liberty, cell_models, resolve_liberty
+from axhw.hw.power import DEFAULT_PAIRS, check_operands, estimate_power, operands_sha256, simulate_activity, uniform_operands
+from axhw.hw.synthesis import synthesize
+from axhw.hw.timing import critical_path
 
 __all__ = ["FlowResult", "run_flow", "cost", "workload_cost", "characterize_many", "format_table", "STEPS"]
 
@@ -234,7 +234,7 @@ def characterize_many(names: Iterable[str] | None = None, liberty: str | Path = 
         SynthesisError: after every design was tried, listing the ones that failed
             (the others are cached).  Warnings of the workers are re-issued here.
     """
-    from .. import library
+    from axhw import library
 
     names = list(library.names() if names is None else names)
     for name in names:
@@ -293,7 +293,7 @@ def format_table(costs: Mapping[str, HardwareCost], mae: Mapping[str, float] | N
             A second column gives the saving against the behavioural ``exact`` when
             it is in ``costs``.  The last line names the reference.
     """
-    from .baseline import BEHAVIOURAL_EXACT, best_exact
+    from axhw.hw.baseline import BEHAVIOURAL_EXACT, best_exact
 
     if reference is None and costs:
         first = next(iter(costs.values()))

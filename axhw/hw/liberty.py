@@ -16,10 +16,10 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import ConfigError, ToolMissingError
-from ..io import atomic_write_text, sha256_file
-from ..records import DEFAULT_LIBERTY
-from ._tools import run_tool
+from axhw.errors import ConfigError, ToolMissingError
+from axhw.io import atomic_write_text, sha256_file
+from axhw.records import DEFAULT_LIBERTY
+from axhw.hw._tools import run_tool
 
 __all__ = ["Liberty", "resolve_liberty", "cell_models", "LIBERTY_FILES", "find_liberty"]
 

@@ -34,13 +34,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError, DataError, SynthesisError
-from ..io import atomic_write_json, atomic_write_text, sha256_bytes
-from ._tools import run_tool
-from .design import Design
-from .liberty import Liberty
-from .synthesis import SynthesisResult
-from .timing import run_sta, sta_preamble
+from axhw.errors import ConfigError, DataError, SynthesisError
+from axhw.io import atomic_write_json, atomic_write_text, sha256_bytes
+from axhw.hw._tools import run_tool
+from axhw.hw.design import Design
+from axhw.hw.liberty import Liberty
+from axhw.hw.synthesis import SynthesisResult
+from axhw.hw.timing import run_sta, sta_preamble
 
 __all__ = [
     "Activity", "PowerResult", "uniform_operands", "check_operands", "operands_sha256",

@@ -16,11 +16,11 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import SynthesisError
-from ..io import atomic_write_json, atomic_write_text
-from ._tools import run_tool
-from .design import Design
-from .liberty import Liberty
+from axhw.errors import SynthesisError
+from axhw.io import atomic_write_json, atomic_write_text
+from axhw.hw._tools import run_tool
+from axhw.hw.design import Design
+from axhw.hw.liberty import Liberty
 
 __all__ = ["SynthesisResult", "ConstantDesignWarning", "synthesize", "load_synthesis", "GL_SUFFIX"]
 

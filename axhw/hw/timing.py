@@ -13,11 +13,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import SynthesisError
-from ..io import atomic_write_text
-from ._tools import run_tool
-from .liberty import Liberty
-from .synthesis import SynthesisResult
+from axhw.errors import SynthesisError
+from axhw.io import atomic_write_text
+from axhw.hw._tools import run_tool
+from axhw.hw.liberty import Liberty
+from axhw.hw.synthesis import SynthesisResult
 
 __all__ = ["TimingResult", "critical_path", "sta_preamble", "run_sta", "INPUT_TRANSITION_NS", "OUTPUT_LOAD_PF"]
 

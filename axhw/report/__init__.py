@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 
-from .writer import CONFIG_SCHEMA, ReportPaths, write_report
+from axhw.report.writer import CONFIG_SCHEMA, ReportPaths, write_report
 
 __all__ = ["write_report", "load_result", "ReportPaths", "CONFIG_SCHEMA"]
 
@@ -29,6 +29,6 @@ def load_result(path: str | os.PathLike):
         DataError: the file is missing, truncated or not JSON, is not a search result,
             or was written with a schema this axhw cannot read.
     """
-    from ..search.result import SearchResult
+    from axhw.search.result import SearchResult
 
     return SearchResult.load(path)

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..errors import AxhwError, DatabaseError
-from ..io import sha256_file
-from ..records import DEFAULT_LIBERTY
+from axhw.errors import AxhwError, DatabaseError
+from axhw.io import sha256_file
+from axhw.records import DEFAULT_LIBERTY
 
 __all__ = ["KIND_LABELS", "MultiplierInfo", "OpRow", "ReportContent", "gather", "resolve_multiplier",
            "searched_hashes", "searched_energies", "package_versions"]
@@ -178,7 +178,7 @@ def _library_lookup(name: str) -> tuple[Any | None, str, str]:
     what is wrong and how to fix it (empty when ``ok``).  Only ``ok`` and
     ``no-source`` entries are loaded (the library refuses the others).
     """
-    from .. import library
+    from axhw import library
 
     try:
         state = library.status(name)
@@ -199,7 +199,7 @@ def _library_lookup(name: str) -> tuple[Any | None, str, str]:
 
 
 def _db_file_hashes(name: str) -> dict[str, str]:
-    from .. import library
+    from axhw import library
 
     try:
         folder = library.entry_dir(name)
@@ -225,7 +225,7 @@ def resolve_multiplier(
     """
     if name in FLOAT_NAMES:
         return MultiplierInfo(name, None, "float")
-    from ..paths import rtl_dir
+    from axhw.paths import rtl_dir
 
     mult, status, problem = _library_lookup(name)
     if mult is None:
@@ -251,7 +251,7 @@ def resolve_multiplier(
             f"({searched['rtl_sha256'][:12]}…); re-run the search"
         )
     if searched.get("lut_sha256"):
-        from ..search.space import lut_digest
+        from axhw.search.space import lut_digest
 
         lut_now = lut_digest(mult.lut)
         if lut_now != searched["lut_sha256"]:
@@ -267,7 +267,7 @@ def resolve_multiplier(
 
 def _uniform_cost(mult: Any, liberty: str) -> Any | None:
     """The uniform-operand cost of ``mult`` on ``liberty`` (``None`` when it has none), as the search looks it up."""
-    from ..search.space import hardware_cost
+    from axhw.search.space import hardware_cost
 
     try:
         return hardware_cost(mult, liberty)
@@ -340,7 +340,7 @@ def gather(result: Any, *, retrained: Mapping[str, Any] | None = None, command: 
         ConfigError: ``retrained`` has no valid ``accuracy``.
         DataError: the result has no evaluation to report.
     """
-    from ..errors import ConfigError, DataError
+    from axhw.errors import ConfigError, DataError
 
     if retrained is not None:
         acc = retrained.get("accuracy") if isinstance(retrained, Mapping) else None
@@ -437,7 +437,7 @@ def gather(result: Any, *, retrained: Mapping[str, Any] | None = None, command: 
 
 def _liberties(costs: list[Any]) -> list[dict[str, Any]]:
     """Distinct Liberty libraries of ``costs`` (``None`` entries skipped), checked against the files here."""
-    from ..hw.liberty import LIBERTY_FILES
+    from axhw.hw.liberty import LIBERTY_FILES
 
     seen: dict[tuple[str, str], dict[str, Any]] = {}
     for hw in costs:

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..io import atomic_write_bytes, atomic_write_text, sha256_bytes, sha256_file
-from .content import RTL_SUFFIXES, ReportContent
+from axhw.io import atomic_write_bytes, atomic_write_text, sha256_bytes, sha256_file
+from axhw.report.content import RTL_SUFFIXES, ReportContent
 
 __all__ = ["TOP_MODULE", "Handoff", "build_handoff", "top_source"]
 
@@ -87,7 +87,7 @@ def top_source(instances: list[dict[str, Any]]) -> str:
 
 def _wrapper(multiplier: Any, taken: set[str], ident: str) -> tuple[str, str, str]:
     """(module name, Verilog text, SHA-256 of the costed wrapper) of an unsigned entry's wrapper."""
-    from ..hw.design import Design
+    from axhw.hw.design import Design
 
     design = Design.from_multiplier(multiplier)
     text = design.rtl.read_text()
@@ -103,7 +103,7 @@ def _wrapper(multiplier: Any, taken: set[str], ident: str) -> tuple[str, str, st
 
 def build_handoff(content: ReportContent, out_dir: Path) -> Handoff:
     """Write ``rtl/`` (sources, wrappers, top) under ``out_dir``; return the records and ``filelist.f`` text."""
-    from ..paths import rtl_dir
+    from axhw.paths import rtl_dir
 
     root = rtl_dir().resolve()
     modules: list[dict[str, Any]] = []

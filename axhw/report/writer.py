@@ -26,11 +26,11 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..io import atomic_write_bytes, atomic_write_json, atomic_write_text
-from . import plots
-from .content import KIND_LABELS, MultiplierInfo, ReportContent, gather
-from .handoff import TOP_MODULE, Handoff, build_handoff
-from .render import Code, Figure, Note, Paragraph, Section, Table, to_html, to_markdown
+from axhw.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from axhw.report import plots
+from axhw.report.content import KIND_LABELS, MultiplierInfo, ReportContent, gather
+from axhw.report.handoff import TOP_MODULE, Handoff, build_handoff
+from axhw.report.render import Code, Figure, Note, Paragraph, Section, Table, to_html, to_markdown
 
 __all__ = ["ReportPaths", "write_report", "CONFIG_SCHEMA"]
 
@@ -221,7 +221,7 @@ def _accuracy_rows(content: ReportContent) -> list[list[str]]:
     r, c = content.result, content.chosen
     n = r.history[0].n_images or r.settings.get("eval_images")
     split = f"{r.eval_split} ({n})" if n else r.eval_split
-    from ..stats import wilson_interval
+    from axhw.stats import wilson_interval
 
     def interval(acc: float, count: int | None) -> tuple[float, float] | None:
         return wilson_interval(int(round(acc * count)), int(count)) if count else None

@@ -9,9 +9,9 @@ Backends (:data:`KERNELS`): ``reference`` (numpy, the specification), ``numba_cp
 ``numba_cuda``, ``lowrank``; ``auto`` picks by device and table.
 """
 
-from .dispatch import AUTO_MAX_TERMS, KERNELS, Kernel, lut_matmul, select_backend
-from .lowrank import LowRankForm, find_low_rank
-from .table import LutTable, prepare_table
+from axhw.emulator.kernels.dispatch import AUTO_MAX_TERMS, KERNELS, Kernel, lut_matmul, select_backend
+from axhw.emulator.kernels.lowrank import LowRankForm, find_low_rank
+from axhw.emulator.kernels.table import LutTable, prepare_table
 
 __all__ = [
     "AUTO_MAX_TERMS",

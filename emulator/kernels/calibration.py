@@ -34,7 +34,7 @@ import torch
 from axhw.io import atomic_write_json
 from axhw.paths import cache_dir
 
-from .table import LutTable
+from axhw.emulator.kernels.table import LutTable
 
 __all__ = ["CPU_CANDIDATES", "SHAPES", "Calibration", "machine_key", "structure_key", "calibrated_backend", "calibration_report", "recalibrate", "cache_file"]
 

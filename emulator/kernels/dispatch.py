@@ -21,12 +21,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import calibration as _calibration
-from . import lowrank as _lowrank
-from . import numba_cpu as _numba_cpu
-from . import numba_cuda as _numba_cuda
-from .reference import lut_matmul as _reference_matmul
-from .table import LutTable
+from axhw.emulator.kernels import calibration as _calibration
+from axhw.emulator.kernels import lowrank as _lowrank
+from axhw.emulator.kernels import numba_cpu as _numba_cpu
+from axhw.emulator.kernels import numba_cuda as _numba_cuda
+from axhw.emulator.kernels.reference import lut_matmul as _reference_matmul
+from axhw.emulator.kernels.table import LutTable
 
 __all__ = ["Kernel", "KERNELS", "AUTO_MAX_TERMS", "lut_matmul", "select_backend"]
 

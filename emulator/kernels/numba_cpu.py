@@ -26,7 +26,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .table import LutTable
+from axhw.emulator.kernels.table import LutTable
 
 __all__ = ["lut_bmm", "to_indices", "sum_table16"]
 

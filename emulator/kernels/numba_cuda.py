@@ -55,7 +55,7 @@ import numpy as np
 import torch
 from numba import config, cuda, int32, types, uint16, uint32
 
-from .table import LutTable
+from axhw.emulator.kernels.table import LutTable
 
 __all__ = ["lut_bmm", "is_available", "supports", "LaunchSpec", "LAUNCHES", "BM", "BN", "BK", "TM", "TN", "THREADS", "MAX_REGISTERS"]
 

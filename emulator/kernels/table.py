@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from .lowrank import LowRankForm, find_low_rank
-from .reference import check_lut
+from axhw.emulator.kernels.lowrank import LowRankForm, find_low_rank
+from axhw.emulator.kernels.reference import check_lut
 
 __all__ = ["LutTable", "prepare_table"]
 

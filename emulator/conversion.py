@@ -51,9 +51,9 @@ from tqdm.auto import tqdm
 from axhw.errors import ConfigError, DataError
 from axhw.records import OpInfo
 
-from . import kernels
-from .functional import FAKE_QUANT, GRAD_MODES
-from .layers import (
+from axhw.emulator import kernels
+from axhw.emulator.functional import FAKE_QUANT, GRAD_MODES
+from axhw.emulator.layers import (
     ATTENTION_MAPPING,
     EXACT,
     FP32,
@@ -64,7 +64,7 @@ from .layers import (
     FloatMatmul,
     _cached_lut,
 )
-from .quantization import quantize
+from axhw.emulator.quantization import quantize
 
 __all__ = [
     "OpInfo",

@@ -38,7 +38,7 @@ from torch import nn
 from axhw.errors import ConfigError
 from axhw.io import atomic_write_bytes
 
-from .convert import device_of as _device_of
+from axhw.emulator.conversion import device_of as _device_of
 
 __all__ = ["RetrainResult", "retrain", "model_fingerprint", "CHECKPOINT_NAME", "BEST_NAME"]
 
@@ -119,7 +119,7 @@ def model_fingerprint(model: nn.Module) -> str:
     fingerprint even though the multiplier's name did not change.
     """
     digest = hashlib.sha256()
-    from .layers import FP32, load_lut
+    from axhw.emulator.layers import FP32, load_lut
 
     for name in sorted(set(getattr(model, "axhw_config_", {}).values()) - {FP32}):
         digest.update(f"lut:{name}:".encode())
@@ -214,7 +214,7 @@ def retrain(
             from another model or with other settings (use ``resume=False`` or
             another ``checkpoint_dir``).
     """
-    from . import set_grad_mode
+    from axhw.emulator import set_grad_mode
 
     if grad not in ("ste", "lut"):
         raise ConfigError(f"grad must be 'ste' or 'lut', got {grad!r}")
@@ -339,7 +339,7 @@ class _Training:
 
     def validate(self, epoch: int) -> None:
         """Accuracy on the validation loader; keeps the weights of the best epoch (ties: the later)."""
-        from . import evaluate
+        from axhw.emulator import evaluate
 
         if self.val_loader is None:
             return
