@@ -11,10 +11,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 from typing import Sequence
 
 from axhw._version import __version__
 from axhw.errors import AxhwError
+from axhw.threads import apply_threads
 
 __all__ = ["main", "build_parser"]
 
@@ -38,9 +40,15 @@ def build_parser() -> argparse.ArgumentParser:
         "emulate them in timm models, retrain, and search per-layer assignments.",
     )
     parser.add_argument("--version", action="version", version=f"axhw {__version__}")
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="CPU threads for torch, Numba and worker processes together "
+                        "(default: $AXHW_THREADS, else the cores other jobs leave idle)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
+    for sub in subparsers.choices.values():  # also after the subcommand; SUPPRESS keeps a top-level value
+        if "--threads" not in sub._option_string_actions:
+            sub.add_argument("--threads", type=int, default=argparse.SUPPRESS, metavar="N", help="CPU threads (see axhw --help)")
     return parser
 
 
@@ -51,7 +59,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    warnings.showwarning = lambda message, category, *rest, **kw: print(  # one line, no source excerpt
+        f"axhw {args.command}: warning: {message}", file=sys.stderr)
     try:
+        apply_threads(args.threads)
         return int(args.func(args) or 0)
     except AxhwError as exc:
         print(f"axhw {args.command}: error: {exc}", file=sys.stderr)

@@ -11,6 +11,8 @@ cores.  Its weights, trained by ``python -m axhw.training``, live in
 from __future__ import annotations
 
 import json
+import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -29,6 +31,9 @@ __all__ = [
     "build_default",
     "default_model",
     "load_model",
+    "fit_head",
+    "data_class_names",
+    "HeadWarning",
 ]
 
 #: Name under which :func:`load_model` returns the embedded default.
@@ -114,7 +119,8 @@ def default_model(pretrained: bool = True) -> nn.Module:
     return model.eval()
 
 
-def load_model(name: str = DEFAULT_MODEL_NAME, checkpoint: str | Path | None = None, num_classes: int | None = None) -> nn.Module:
+def load_model(name: str = DEFAULT_MODEL_NAME, checkpoint: str | Path | None = None, num_classes: int | None = None,
+               class_names: Sequence[str] | None = None) -> nn.Module:
     """A model by name, optionally with weights from a local checkpoint, in eval mode.
 
     Args:
@@ -124,7 +130,10 @@ def load_model(name: str = DEFAULT_MODEL_NAME, checkpoint: str | Path | None = N
             timm's ``checkpoint_path`` (state dicts, ``{"state_dict": ...}`` and
             ``{"model": ...}`` checkpoints all work).  ``None``: the committed
             default weights for ``"default"``, random initialization otherwise.
-        num_classes: classifier outputs; ``None`` keeps the model's own.
+        num_classes: classifier outputs; ``None`` keeps the model's own.  When a
+            checkpoint's head has another number of outputs, the checkpoint is loaded
+            whole and its head then fitted by :func:`fit_head` (a warning says how).
+        class_names: the data's class names in label order, for :func:`fit_head`.
 
     Raises:
         DataError: unknown model name, or a checkpoint that is missing or does not fit.
@@ -136,10 +145,11 @@ def load_model(name: str = DEFAULT_MODEL_NAME, checkpoint: str | Path | None = N
     if name == DEFAULT_MODEL_NAME:
         if checkpoint is None and num_classes in (None, DEFAULT_CONFIG["num_classes"]):
             return default_model(pretrained=True)
-        model = build_default(num_classes=num_classes)
+        rows = _checkpoint_classes(build_default(), checkpoint) if checkpoint is not None else None
+        model = build_default(num_classes=rows or num_classes)
         if checkpoint is not None:
             _load_checkpoint(model, checkpoint)
-        return model.eval()
+        return _fitted(model, rows, num_classes, class_names).eval()
 
     import timm
 
@@ -148,15 +158,75 @@ def load_model(name: str = DEFAULT_MODEL_NAME, checkpoint: str | Path | None = N
         hint = f"; similar names: {', '.join(close)}" if close else ""
         raise DataError(f"unknown model {name!r}: not 'default' and not a timm model name{hint}")
     kwargs: dict[str, Any] = {"pretrained": False}
-    if num_classes is not None:
-        kwargs["num_classes"] = int(num_classes)
+    rows = _checkpoint_classes(timm.create_model(name, pretrained=False), checkpoint) if checkpoint is not None else None
+    if rows or num_classes is not None:
+        kwargs["num_classes"] = int(rows or num_classes)
     if checkpoint is not None:
         kwargs["checkpoint_path"] = str(checkpoint)
     try:
         model = timm.create_model(name, **kwargs)
     except RuntimeError as exc:  # state dict does not match the architecture
         raise DataError(f"checkpoint {str(checkpoint)!r} does not fit model {name!r}: {exc}") from exc
-    return model.eval()
+    return _fitted(model, rows, num_classes, class_names).eval()
+
+
+class HeadWarning(UserWarning):
+    """A checkpoint's classifier head was cut to the data's classes or replaced by an untrained one."""
+
+
+def _checkpoint_classes(model: nn.Module, path: Path) -> int | None:
+    """Outputs of the classifier stored in checkpoint ``path`` (``None``: no head found there)."""
+    from timm.models import load_state_dict
+
+    key = (getattr(model, "pretrained_cfg", None) or getattr(model, "default_cfg", None) or {}).get("classifier") or "head"
+    try:
+        state = load_state_dict(str(path))
+    except (RuntimeError, KeyError, OSError, ValueError) as exc:
+        raise DataError(f"checkpoint {str(path)!r} cannot be read: {exc}") from exc
+    weight = state.get(f"{key}.weight")
+    return int(weight.shape[0]) if weight is not None and weight.ndim == 2 else None
+
+
+def _fitted(model: nn.Module, rows: int | None, num_classes: int | None, class_names: Sequence[str] | None) -> nn.Module:
+    if rows is None or num_classes is None or int(num_classes) == rows:
+        return model
+    note = fit_head(model, int(num_classes), class_names)
+    warnings.warn(note, HeadWarning, stacklevel=3)
+    return model
+
+
+def fit_head(model: nn.Module, num_classes: int, class_names: Sequence[str] | None = None) -> str:
+    """Give ``model`` a ``num_classes``-way head, keeping the trained rows when they can be found.
+
+    An ImageNet-1k head (1000 outputs) on data whose class names are ImageNet WordNet
+    ids (``n01440764``...) keeps exactly the rows of those classes, in the data's label
+    order: the model runs on the subset as trained.  Any other change replaces the head
+    with an untrained one (timm's ``reset_classifier``), to be fine-tuned (``axhw retrain``).
+
+    Returns:
+        One line saying what was done.
+    """
+    head = model.get_classifier()
+    rows = int(head.weight.shape[0]) if isinstance(head, nn.Linear) else None
+    names = list(class_names or [])
+    if rows == 1000 and len(names) == num_classes:
+        from timm.data import ImageNetInfo
+
+        wnids = {wnid: i for i, wnid in enumerate(ImageNetInfo().label_names())}
+        if names and all(n in wnids for n in names):
+            keep = torch.tensor([wnids[n] for n in names])
+            weight, bias = head.weight.detach()[keep].clone(), None if head.bias is None else head.bias.detach()[keep].clone()
+            model.reset_classifier(num_classes)
+            new = model.get_classifier()
+            with torch.no_grad():
+                new.weight.copy_(weight)
+                if bias is not None:
+                    new.bias.copy_(bias)
+            return (f"kept the {num_classes} rows of the checkpoint's ImageNet-1k head that match the data's class "
+                    "folders (WordNet ids); the model runs on the subset as trained")
+    model.reset_classifier(num_classes)
+    return (f"the checkpoint's head has {rows} outputs and the data {num_classes} classes: the head was replaced by an "
+            "untrained one; fine-tune it (`axhw retrain`) before trusting accuracy")
 
 
 def _load_checkpoint(model: nn.Module, path: Path) -> None:
@@ -167,3 +237,14 @@ def _load_checkpoint(model: nn.Module, path: Path) -> None:
         load_checkpoint(model, str(path), strict=True)
     except (RuntimeError, KeyError) as exc:
         raise DataError(f"checkpoint {str(path)!r} does not fit the default model: {exc}") from exc
+
+
+def data_class_names(spec: str) -> list[str] | None:
+    """Class names of data ``spec`` in label order (image folders), ``None`` when it has none (digits)."""
+    from axhw.data import get_dataset
+
+    dataset = get_dataset(spec, "test")
+    while not hasattr(dataset, "classes") and hasattr(dataset, "dataset"):  # a Subset of the folder
+        dataset = dataset.dataset
+    names = getattr(dataset, "classes", None)
+    return [str(n) for n in names] if names is not None else None

@@ -4,7 +4,8 @@ Seeded and deterministic on CPU: the same seed gives the same weights.  Training
 uses AdamW with a linear warm-up and cosine decay, label smoothing, and small
 random affine jitter (shift, rotation, scale) of the upsampled images; the epoch
 with the best validation accuracy is kept.  The state dict and a JSON file with
-its metrics are written atomically to ``axhw/weights/`` (or ``--out``).
+its metrics are written atomically to ``./out/`` (``--out``); the bundled weights in
+``axhw/weights/`` change only when that folder is given as ``--out``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import argparse
 import io
 import math
-import os
 import platform
 import sys
 import time
@@ -25,8 +25,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from axhw.data import DIGITS_SPLIT_SEED, get_dataset
+from axhw.errors import AxhwError
 from axhw.io import atomic_write_bytes, atomic_write_json, sha256_bytes
 from axhw.models import DEFAULT_CONFIG, build_default, default_metrics_path, default_weights_path
+from axhw.threads import apply_threads
 
 __all__ = ["TrainConfig", "TrainResult", "train_default", "accuracy", "save", "main"]
 
@@ -208,15 +210,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lr", type=float, default=defaults.lr)
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads (default: min(2, CPU count))")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="folder for digits_vit.pt/.json (default: axhw/weights)")
+                        help="CPU threads (default: $AXHW_THREADS, else the idle cores; see axhw.threads)")
+    parser.add_argument("--out", type=Path, default=Path("out"),
+                        help="folder for digits_vit.pt/.json (default: ./out; the bundled weights in "
+                        "axhw/weights are replaced only when that folder is given explicitly)")
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads or min(2, os.cpu_count() or 1))
+    try:
+        apply_threads(args.threads)
+    except AxhwError as exc:
+        parser.error(str(exc))
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
     result = train_default(config)
-    weights = default_weights_path() if args.out is None else args.out / default_weights_path().name
-    metrics = default_metrics_path() if args.out is None else args.out / default_metrics_path().name
+    weights = args.out / default_weights_path().name
+    metrics = args.out / default_metrics_path().name
     save(result, weights, metrics)
     m = result.metrics
     print(f"best epoch {m['best_epoch']}/{config.epochs}: val {100 * m['val_accuracy']:.2f} %, "

@@ -26,6 +26,7 @@ from axhw.stats import BOUNDS, resolution_points, wilson_interval
 from axhw.search.baselines import NSGA2, GreedySensitivity, Knapsack, RandomSearch, UniformSweep
 from axhw.search.evaluate import Evaluator
 from axhw.search.mcts import MCTS
+from axhw.search.plan import check_max_types
 from axhw.search.problem import SearchProblem
 from axhw.search.result import SearchResult
 from axhw.search.sensitivity import profile_sensitivity, sensitivity_samples, sensitivity_to_dict
@@ -212,6 +213,7 @@ def run_on_space(
     model_name: str = "model",
     dataset: str = "",
     settings: Mapping[str, Any] | None = None,
+    max_types: int | None = None,
 ) -> SearchResult:
     """Search ``space`` with true evaluations from ``evaluator``.
 
@@ -234,6 +236,8 @@ def run_on_space(
         method_params: keyword settings of the method (e.g. ``{"alpha": 2.0}``).
         model_name, dataset: recorded in the result.
         settings: extra settings recorded in the result (``eval_split``, ...).
+        max_types: at most this many distinct multiplier types per configuration, the
+            reference included (``None``: no cap; see :func:`axhw.search.plan.cap_types`).
 
     Raises:
         ConfigError: unknown method, reference or bound, a budget below ``n_ops``, a
@@ -247,13 +251,15 @@ def run_on_space(
     params = _params(algo)
     fingerprint = sha256_bytes(repr((space.fingerprint(), evaluator.task.fingerprint, method, int(seed),
                                      round(float(max_accuracy_drop), 9), reference,
-                                     sorted((k, repr(v)) for k, v in params.items()))).encode())
+                                     sorted((k, repr(v)) for k, v in params.items()))
+                               + ((("max_types", check_max_types(max_types)),) if max_types is not None else ())).encode())
     int8, fp32, S = _references(space, evaluator, _read_checkpoint_extra(checkpoint), fingerprint, progress)
     ref_acc = fp32 if reference == "fp32" else int8
     problem = SearchProblem(
         space, evaluator, reference_accuracy=ref_acc, int8_accuracy=int8, max_accuracy_drop=max_accuracy_drop,
         sensitivity=S, budget=int(budget), checkpoint=checkpoint, fingerprint=fingerprint, progress=progress,
         checkpoint_extra={"int8_accuracy": int8, "fp32_accuracy": fp32, "sensitivity": S.tolist()},
+        max_types=max_types,
     )
     try:
         problem.save_checkpoint()
@@ -267,7 +273,7 @@ def run_on_space(
         surrogate_metrics=_run_surrogate_metrics(algo, problem, space, S, seed, 100.0 * (ref_acc - int8)),
         mcts_rewards=[float(r) for r in getattr(algo, "rewards_", [])],
         settings={**_run_settings(space, evaluator, problem, budget, reference, bound, params, checkpoint),
-                  **dict(settings or {})},
+                  "max_types": max_types, **dict(settings or {})},
         versions=_versions(),
     )
     _warn_resolution(result)

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol, Sequence
@@ -34,6 +33,7 @@ import numpy as np
 
 from axhw.errors import ConfigError
 from axhw.io import atomic_write_json, sha256_bytes
+from axhw.threads import apply_threads, resolve_threads, worker_threads
 
 __all__ = [
     "EvaluationTask",
@@ -77,9 +77,7 @@ _WORKER_TASK: Any = None
 def _init_worker(task: Any, torch_threads: int) -> None:
     global _WORKER_TASK
     _WORKER_TASK = task
-    torch = sys.modules.get("torch")  # loaded by unpickling a task that needs it
-    if torch is not None:
-        torch.set_num_threads(torch_threads)
+    apply_threads(torch_threads)  # torch and Numba may be loaded already by unpickling the task
 
 
 def _run_in_worker(config: Mapping[str, str]) -> Any:
@@ -90,14 +88,14 @@ class ProcessExecutor:
     """A local process pool (``spawn``); one worker means the calling process.
 
     Args:
-        n_workers: number of worker processes; ``None``: ``os.cpu_count()``.
+        n_workers: number of worker processes; ``None``: the thread budget (:mod:`axhw.threads`).
         address: unused (accepted so every executor takes the same arguments).
     """
 
     name = "process"
 
     def __init__(self, n_workers: int | None = None, address: str | None = None) -> None:
-        self.n_workers = max(1, int(n_workers or os.cpu_count() or 1))
+        self.n_workers = max(1, int(n_workers or resolve_threads()))
         self._pool: ProcessPoolExecutor | None = None
         self._task: Any = None
 
@@ -108,7 +106,7 @@ class ProcessExecutor:
             self.close()
             import multiprocessing
 
-            threads = max(1, (os.cpu_count() or 1) // self.n_workers)
+            threads = worker_threads(self.n_workers)
             self._pool = ProcessPoolExecutor(self.n_workers, mp_context=multiprocessing.get_context("spawn"),
                                              initializer=_init_worker, initargs=(task, threads))
             self._task = task
@@ -125,7 +123,7 @@ class RayExecutor:
     """Ray tasks, on an existing cluster or a local instance.
 
     Args:
-        n_workers: CPUs of the local instance when one is started (``None``: all);
+        n_workers: CPUs of the local instance when one is started (``None``: the thread budget);
             ignored when connecting to a cluster.
         address: ``None`` starts (or reuses) a local instance; ``"auto"`` or
             ``"ray://host:port"`` connects to a running cluster.
@@ -148,8 +146,8 @@ class RayExecutor:
         if not ray.is_initialized():
             kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
             if address is None:
-                kwargs["num_cpus"] = int(n_workers or os.cpu_count() or 1)
-            ray.init(address=address, **kwargs)
+                kwargs["num_cpus"] = int(n_workers or resolve_threads())
+            _start_ray(ray, address, kwargs)
             self._started = True
         self.n_workers = max(1, int(ray.available_resources().get("CPU", 1)))
         self._remote = ray.remote(_ray_evaluate)
@@ -169,6 +167,27 @@ class RayExecutor:
         if self._started and self._ray.is_initialized():
             self._ray.shutdown()
             self._started = False
+
+
+def _start_ray(ray: Any, address: str | None, kwargs: dict[str, Any]) -> None:
+    """``ray.init``, with a missing cluster or a local start that fails told in one line.
+
+    Raises:
+        ConfigError: no Ray cluster answers at ``address`` (or ``$RAY_ADDRESS``), or a
+            local instance cannot start.
+    """
+    where = address or os.environ.get("RAY_ADDRESS")
+    try:
+        ray.init(address=address, **kwargs)
+    except ConnectionError as exc:
+        raise ConfigError(f"executor 'ray': no Ray cluster answers at {where!r} ({str(exc).splitlines()[0][:120]}); "
+                          "start one with `ray start --head`, or give no --address (and no RAY_ADDRESS) "
+                          "to start a local Ray instance") from None
+    except Exception as exc:  # noqa: BLE001 - Ray's start-up raises many types; all mean "cannot run here"
+        if where:
+            raise
+        raise ConfigError(f"executor 'ray': a local Ray instance did not start ({type(exc).__name__}: "
+                          f"{str(exc).splitlines()[0][:120] if str(exc) else ''}); use --executor process") from None
 
 
 def _ray_evaluate(task: Any, config: Mapping[str, str]) -> Any:

@@ -27,6 +27,7 @@ import numpy as np
 from axhw.errors import ConfigError, DataError
 from axhw.io import atomic_write_json
 from axhw.search.evaluate import Evaluator
+from axhw.search.plan import cap_types, check_max_types
 from axhw.search.result import Evaluation
 from axhw.search.space import SearchSpace
 
@@ -51,6 +52,9 @@ class SearchProblem:
         fingerprint: identifies the search settings; a checkpoint of other settings
             is refused.
         progress: show a tqdm bar over the budget.
+        max_types: at most this many distinct multiplier types per configuration
+            (``None``: no cap); a configuration over it is evaluated as
+            :func:`~axhw.search.plan.cap_types` makes it fit, and answers for both.
 
     Raises:
         ConfigError: the checkpoint belongs to a different search.
@@ -59,7 +63,9 @@ class SearchProblem:
     def __init__(self, space: SearchSpace, evaluator: Evaluator, *, reference_accuracy: float, int8_accuracy: float,
                  max_accuracy_drop: float, sensitivity: np.ndarray, budget: int,
                  checkpoint: str | os.PathLike | None = None, fingerprint: str = "", progress: bool = False,
-                 checkpoint_extra: dict[str, Any] | None = None) -> None:
+                 checkpoint_extra: dict[str, Any] | None = None, max_types: int | None = None) -> None:
+        self.max_types = check_max_types(max_types)
+        self._alias: dict[tuple[int, ...], tuple[int, ...]] = {}  # over the cap -> the configuration evaluated
         self.space = space
         self.evaluator = evaluator
         self.reference_accuracy = float(reference_accuracy)
@@ -101,10 +107,24 @@ class SearchProblem:
         return max(0, self.budget - self.n_spent)
 
     def is_evaluated(self, x: Sequence[int] | np.ndarray) -> bool:
-        return tuple(int(v) for v in x) in self._keys
+        key = tuple(int(v) for v in x)
+        return self._alias.get(key, key) in self._keys
 
     def lookup(self, x: Sequence[int] | np.ndarray) -> Evaluation | None:
-        return self._keys.get(tuple(int(v) for v in x))
+        key = tuple(int(v) for v in x)
+        return self._keys.get(self._alias.get(key, key))
+
+    def _capped(self, X: np.ndarray) -> np.ndarray:
+        """``X`` with every row over :attr:`max_types` made to fit (remembered as aliases)."""
+        if self.max_types is None:
+            return X
+        out = X.copy()
+        for r, x in enumerate(X):
+            fit = cap_types(x, self.max_types, self.space.macs, self.sensitivity, self.space.energy_pj)
+            if not np.array_equal(fit, x):
+                self._alias[tuple(int(v) for v in x)] = tuple(int(v) for v in fit)
+                out[r] = fit
+        return out
 
     def training_data(self) -> tuple[np.ndarray, np.ndarray]:
         """``(X, drops)`` of every true evaluation so far (reference included)."""
@@ -129,7 +149,7 @@ class SearchProblem:
             method: name recorded in each new :class:`Evaluation`.
             predicted_drop: the surrogate's predicted drop (points) of each row, if any.
         """
-        X = np.atleast_2d(np.asarray(X, dtype=np.int64))
+        X = self._capped(np.atleast_2d(np.asarray(X, dtype=np.int64)))
         predicted_drop = list(predicted_drop) if predicted_drop is not None else [None] * len(X)
         out: list[Evaluation | int] = []
         new_rows: list[np.ndarray] = []

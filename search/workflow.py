@@ -24,6 +24,7 @@ from axhw.records import DEFAULT_LIBERTY
 from axhw.stats import pack_outcomes
 from axhw.search.api import run_on_space
 from axhw.search.evaluate import Evaluator, ModelTask
+from axhw.search.plan import announce_cost, check_max_types, prune_for_search
 from axhw.search.result import SearchResult
 from axhw.search.space import EXACT, SearchSpace, hardware_cost
 
@@ -175,6 +176,8 @@ def run(
     method_params: Mapping[str, Any] | None = None,
     model_name: str | None = None,
     settings: Mapping[str, Any] | None = None,
+    prune: bool = True,
+    max_types: int | None = None,
 ) -> SearchResult:
     """Search a per-op multiplier assignment for ``model`` on the accuracy/power front.
 
@@ -218,6 +221,8 @@ def run(
         method_params: keyword settings of the method.
         model_name: name recorded in the result (default: the model name or class).
         settings: extra settings recorded in the result (e.g. ``{"command": "axhw search ..."}``).
+        prune: leave out dominated candidates before profiling (:mod:`axhw.search.plan`; printed).
+        max_types: at most this many distinct multiplier types per configuration.
 
     Returns:
         The :class:`SearchResult`; ``result.best()`` is the lowest-power configuration
@@ -237,6 +242,8 @@ def run(
         raise ConfigError(f"power must be 'uniform' or 'operands', got {power!r}")
     _check_splits(eval_split, holdout_split)
     candidate_names = _resolve_candidates(candidates, liberty)
+    check_max_types(max_types)
+    candidate_names, pruned = prune_for_search(candidate_names, liberty) if prune else (candidate_names, {})
     name, model = _resolve_model(model, model_name)
     if isinstance(data, str):
         size, channels = _input_shape(model)
@@ -256,11 +263,12 @@ def run(
     evaluator = Evaluator(task, executor, n_workers=n_workers, address=address, cache_dir=cache_dir,
                           lut_sha256=space.lut_sha256)
     try:
+        planned = announce_cost(space, evaluator, budget, pruned, progress)  # what it will cost, before it starts
         result = run_on_space(
             space, evaluator, method=method, budget=budget, seed=seed, max_accuracy_drop=max_accuracy_drop,
             reference=reference, bound=bound, checkpoint=checkpoint, progress=progress, method_params=method_params,
-            model_name=name, dataset=dataset,
-            settings={"eval_split": eval_split, "eval_images": int(len(images)), "calib_images": int(len(calib)),
+            model_name=name, dataset=dataset, max_types=max_types,
+            settings={**planned, "eval_split": eval_split, "eval_images": int(len(images)), "calib_images": int(len(calib)),
                       "calib_split": "given" if calibration is not None or dataset == "tensors" else "calib",
                       "holdout_split": holdout_split, "backend": backend, "power": power,
                       "device": str(device or "cpu"), **dict(settings or {})},

@@ -299,10 +299,16 @@ def test_dispatch_rejects_bad_input() -> None:
         prepare_table(np.zeros((16, 16), np.int32))
 
 
-def test_auto_prefers_lowrank_then_lut() -> None:
+def test_auto_takes_the_measured_fastest_then_lut(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """On the CPU ``auto`` follows the calibration (tests/test_kernel_calibration.py); no form: the LUT kernel."""
+    from axhw.emulator.kernels import calibration
+
+    monkeypatch.setenv("AXHW_CACHE", str(tmp_path))
+    monkeypatch.setattr(calibration, "_MEMORY", {})
+    monkeypatch.setattr(calibration, "measure", lambda table, candidates, bmm: {c: (0.5 if c == "lowrank_float" else 1.0) for c in candidates})
     tables = make_tables()
-    assert select_backend(prepare_table(tables["exact"]), "cpu") == "lowrank"
-    assert select_backend(prepare_table(tables["truncated"]), "cpu") == "lowrank"
+    assert select_backend(prepare_table(tables["exact"]), "cpu") == "lowrank_float"
+    assert select_backend(prepare_table(tables["truncated"]), "cpu") == "lowrank_float"
     assert select_backend(prepare_table(tables["random"]), "cpu") == "numba_cpu"
 
 

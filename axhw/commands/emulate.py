@@ -17,6 +17,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--model", default="default", help="'default' (the embedded digits ViT) or a timm model name (default: default)")
     parser.add_argument("--checkpoint", type=Path, default=None, help="local weights file for the model (timm checkpoint_path)")
+    parser.add_argument("--num-classes", type=int, default=None, metavar="N",
+                        help="classifier outputs (default: the data's classes); a checkpoint with another head keeps "
+                        "the rows of ImageNet class folders (WordNet ids) or gets an untrained head")
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--config", type=Path, default=None, help="JSON file mapping layer-name globs to multiplier names (or 'exact'/'fp32')")
     which.add_argument("--multiplier", default=None, help="one multiplier for every layer but the head (default: exact)")
@@ -37,7 +40,8 @@ def _run(args: argparse.Namespace) -> int:
 
     resolve_device(args.device)  # before loading anything: a missing GPU is a one-line error
     config = load_config(args.config) if args.config else {"*": args.multiplier or "exact"}
-    model = models.load_model(args.model, checkpoint=args.checkpoint, num_classes=data.num_classes(args.data))
+    model = models.load_model(args.model, checkpoint=args.checkpoint, num_classes=args.num_classes or data.num_classes(args.data),
+                              class_names=models.data_class_names(args.data))
     channels, _, side = model_input_size(model)
     loaders = {
         split: data.get_loader(args.data, split, batch_size=size, image_size=side, channels=channels, limit=limit)

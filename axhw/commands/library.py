@@ -90,6 +90,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rebuild.add_argument("--force", action="store_true", help="re-characterize even up-to-date entries")
     rebuild.set_defaults(func=_rebuild)
 
+    remove = subparsers.add_parser("remove", help="remove one entry from the multiplier database",
+                                   description="Delete a database entry (all its files, atomically). Bundled "
+                                   "designs are refused unless --force (`axhw rebuild` would bring them back).")
+    remove.add_argument("name", help="database name (see `axhw list`)")
+    remove.add_argument("--force", action="store_true", help="also remove a bundled design's entry")
+    remove.set_defaults(func=_remove)
+
 
 def _parse_params(items: list[str]) -> dict[str, int]:
     params = {}
@@ -155,4 +162,11 @@ def _rebuild(args: argparse.Namespace) -> int:
     migrated = migrate(args.names or None)
     if migrated:
         print(f"hw.json of {len(migrated)} entries moved to the keyed format: {', '.join(migrated)}")
+    return 0
+
+
+def _remove(args: argparse.Namespace) -> int:
+    from axhw.removal import remove
+
+    print(f"removed {args.name} ({remove(args.name, force=args.force)})")
     return 0

@@ -32,6 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--model", default="default", help="'default' (embedded digits ViT) or a timm name")
     parser.add_argument("--weights", type=Path, default=None, help="local checkpoint for --model")
+    parser.add_argument("--num-classes", type=int, default=None, metavar="N",
+                        help="classifier outputs with --weights (default: the data's classes; see `axhw emulate --help`)")
     parser.add_argument("--data", default="digits", help="data spec: 'digits' or 'imagefolder:PATH'")
     parser.add_argument("--candidates", type=_csv, default=None, metavar="A,B,...",
                         help="candidate multipliers (default: every database entry with a hardware cost)")
@@ -64,6 +66,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-cache", action="store_true", help="do not use the on-disk evaluation cache")
     parser.add_argument("-o", "--out", type=Path, default=Path("search_result.json"), help="result JSON path")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--max-types", type=int, default=None, metavar="N",
+                        help="at most N distinct multiplier types per configuration, the reference included")
+    parser.add_argument("--keep-dominated", action="store_true",
+                        help="keep candidates another one dominates (no more error on any operand pair for no "
+                        "more energy); by default they are left out before profiling")
     parser.set_defaults(func=_run)
 
 
@@ -77,6 +84,8 @@ def _command(args: argparse.Namespace) -> str:
             "--backend", args.backend, "-o", str(args.out)]
     if args.weights is not None:
         argv += ["--weights", str(args.weights)]
+    if args.num_classes is not None:
+        argv += ["--num-classes", str(args.num_classes)]
     if args.candidates is not None:
         argv += ["--candidates", ",".join(args.candidates)]
     if args.eval_size is not None:
@@ -91,6 +100,10 @@ def _command(args: argparse.Namespace) -> str:
         argv += ["--device", args.device]
     if args.no_cache:
         argv.append("--no-cache")
+    if args.max_types is not None:
+        argv += ["--max-types", str(args.max_types)]
+    if args.keep_dominated:
+        argv.append("--keep-dominated")
     return shlex.join(argv)
 
 
@@ -141,7 +154,11 @@ def _run(args: argparse.Namespace) -> int:
     if args.weights is not None:
         from axhw.models import load_model
 
-        model = load_model(args.model, checkpoint=args.weights)
+        from axhw.data import num_classes
+        from axhw.models import data_class_names
+
+        model = load_model(args.model, checkpoint=args.weights, num_classes=args.num_classes or num_classes(args.data),
+                           class_names=data_class_names(args.data))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConstraintWarning)
         warnings.simplefilter("always", ResolutionWarning)
@@ -153,6 +170,7 @@ def _run(args: argparse.Namespace) -> int:
             device=args.device, calib_size=args.calib_size, liberty=args.liberty, power=args.power,
             backend=args.backend, reference=args.reference, cache_dir=False if args.no_cache else None,
             progress=not args.quiet, model_name=args.model, settings={"command": _command(args)},
+            prune=not args.keep_dominated, max_types=args.max_types,
         )
     result.save(args.out)
     rows = summary_rows(result)

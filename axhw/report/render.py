@@ -125,7 +125,8 @@ h1{font-size:1.7em;border-bottom:2px solid #2b6cb0;padding-bottom:.2em}
 h2{font-size:1.3em;margin-top:1.8em;border-bottom:1px solid #d0d7de;padding-bottom:.15em}
 nav{font-size:.95em}nav a{margin-right:1em}
 table{border-collapse:collapse;margin:.8em 0;font-size:.9em}
-th,td{border:1px solid #d0d7de;padding:.25em .6em}th{background:#f3f5f7;text-align:left}
+th,td{border:1px solid #d0d7de;padding:.25em .6em;overflow-wrap:anywhere}th{background:#f3f5f7;text-align:left}
+.table{max-width:100%;overflow-x:auto}
 td.r{text-align:right;font-variant-numeric:tabular-nums}tr:nth-child(even) td{background:#fafbfc}
 code,pre{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:.88em}
 code{background:#f3f5f7;padding:0 .2em;border-radius:3px}
@@ -170,7 +171,7 @@ def _html_block(block: Block) -> str:
             "<tr>" + "".join(f'<td class="{a}">{_inline(c)}</td>' for a, c in zip(align, row)) + "</tr>"
             for row in block.rows
         )
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        return f'<div class="table"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
     raise TypeError(f"unknown block {type(block).__name__}")
 
 

@@ -5,8 +5,10 @@ Layout of the output folder::
     report.md        the report (Markdown; figures linked from plots/)
     report.html      the same report, self-contained (figures embedded, inline CSS)
     config.json      machine-readable per-op assignment and hardware hand-off
-    filelist.f       RTL sources of the distinct multipliers used (paths relative to the folder)
-    rtl/             copies of those sources, verified against the database's SHA-256
+    filelist.f       RTL of the distinct multipliers used, wrappers, top (paths relative to the folder)
+    rtl/             copies of those sources (verified against the database's SHA-256), the
+                     sign-magnitude wrappers of unsigned cores and a top instantiating each
+                     multiplier once (see :mod:`.handoff`)
     plots/*.png      accuracy vs power, sensitivity heat-map, MCTS rewards, surrogate
 
 Every number printed comes from the :class:`~axhw.search.SearchResult`, the
@@ -24,9 +26,10 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from axhw.io import atomic_write_bytes, atomic_write_json, atomic_write_text, sha256_file
+from axhw.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from axhw.report import plots
-from axhw.report.content import KIND_LABELS, RTL_SUFFIXES, MultiplierInfo, ReportContent, gather
+from axhw.report.content import KIND_LABELS, MultiplierInfo, ReportContent, gather
+from axhw.report.handoff import TOP_MODULE, Handoff, build_handoff
 from axhw.report.render import Code, Figure, Note, Paragraph, Section, Table, to_html, to_markdown
 
 __all__ = ["ReportPaths", "write_report", "CONFIG_SCHEMA"]
@@ -140,76 +143,6 @@ def _figures(content: ReportContent) -> dict[str, tuple[bytes, str]]:
                 "(points below int8 exact).",
             )
     return out
-
-
-# --------------------------------------------------------------------------- hand-off
-
-def _handoff(content: ReportContent, out_dir: Path) -> tuple[list[dict[str, Any]], str, list[Path]]:
-    """Copy the RTL of the usable multipliers; return the module records, ``filelist.f`` text and copies."""
-    from axhw.paths import rtl_dir
-
-    root = rtl_dir().resolve()
-    modules: list[dict[str, Any]] = []
-    listed: list[str] = []
-    copies: list[Path] = []
-    comments: list[str] = []
-    for name in content.used:
-        info = content.multipliers[name]
-        if info.status == "float":
-            continue
-        rows = [r for r in content.rows if r.multiplier == name]
-        record: dict[str, Any] = {
-            "name": name,
-            "status": info.status,
-            "problems": list(info.problems),
-            "ops": [r.name for r in rows],
-        }
-        m = info.multiplier
-        if m is not None:
-            ports = m.ports
-            record.update({
-                "verilog_module": ports.module,
-                "parameters": dict(ports.parameters),
-                "ports": {"a": ports.a, "b": ports.b, "y": ports.y, "a_width": ports.a_width,
-                          "b_width": ports.b_width, "y_width": ports.y_width},
-                "signed": bool(m.signed),
-                "family": m.family,
-                "rtl_source": m.rtl_path,
-                "rtl_sha256": m.rtl_sha256,
-                "metrics": {k: getattr(m.metrics, k) for k in ("mae", "mse", "wce", "mre", "error_rate", "bias", "std", "wre")},
-                "hardware": info.hw.to_json() if info.hw is not None else None,
-            })
-        if info.status != "ok" or info.rtl_file is None or info.rtl_file.suffix not in RTL_SUFFIXES:
-            label = info.status.upper() if info.status != "ok" else "NOT RTL"
-            comments.append(f"// {name}: {label}, left out: " + "; ".join(info.problems))
-            record["rtl_file"] = None
-            modules.append(record)
-            continue
-        src = info.rtl_file
-        try:
-            rel = src.relative_to(root)
-        except ValueError:  # a user design outside rtl/
-            rel = Path(src.name)
-        dst = out_dir / "rtl" / rel
-        if dst not in copies:
-            atomic_write_bytes(dst, src.read_bytes())
-            copies.append(dst)
-        assert sha256_file(dst) == m.rtl_sha256, "copied RTL differs from the database record"
-        record["rtl_file"] = dst.relative_to(out_dir).as_posix()
-        params = " ".join(f"{k}={v}" for k, v in m.ports.parameters.items())
-        comments.append(f"// {name}: module {m.ports.module}{' #(' + params + ')' if params else ''}, "
-                        f"sha256 {m.rtl_sha256}")
-        if record["rtl_file"] not in listed:
-            listed.append(record["rtl_file"])
-        modules.append(record)
-    text = "\n".join([
-        "// axhw hardware hand-off: RTL sources of the distinct multipliers of the chosen configuration.",
-        "// Paths are relative to this file's folder: run the tool from there (e.g. iverilog -c filelist.f),",
-        "// or pass -F filelist.f to tools that resolve paths against the file list.",
-        *comments,
-        *listed,
-    ]) + "\n"
-    return modules, text, copies
 
 
 # --------------------------------------------------------------------------- sections
@@ -420,37 +353,61 @@ def _search(content: ReportContent, figures: dict[str, tuple[bytes, str]]) -> Se
     return Section("Search", "search", blocks)
 
 
-def _handoff_section(content: ReportContent, modules: list[dict[str, Any]], filelist: str) -> Section:
+def _handoff_section(content: ReportContent, handoff: Handoff) -> Section:
+    modules = handoff.modules
     rows = []
     total_macs = sum(r.macs_per_image for r in content.rows) or 1
     for rec in modules:
         hw = rec.get("hardware") or {}
-        macs = sum(r.macs_per_image for r in content.rows if r.multiplier == rec["name"])
-        params = ", ".join(f"{k}={v}" for k, v in (rec.get("parameters") or {}).items()) or "-"
+        params = ", ".join(f"{k}={v}" for k, v in (rec.get("parameters") or {}).items())
+        module = f"`{rec['verilog_module']}`" + (f" {params}" if params else "") if rec.get("verilog_module") else "n/a"
+        if rec.get("wrapper"):
+            module += ", wrapped"
+        energy = rec.get("energy_per_image_pj")
         rows.append([
-            rec["name"], f"`{rec['verilog_module']}`" if rec.get("verilog_module") else "n/a", params,
-            f"`{rec['rtl_file']}`" if rec.get("rtl_file") else "left out",
-            f"`{rec['rtl_sha256']}`" if rec.get("rtl_sha256") else "n/a",
-            str(len(rec["ops"])), _pct(macs / total_macs, 1),
+            rec["name"], module, f"`{rec['rtl_file']}`" if rec.get("rtl_file") else "left out",
+            f"`{rec['rtl_sha256'][:12]}`" if rec.get("rtl_sha256") else "n/a",
+            str(len(rec["ops"])), _pct(rec["macs_per_image"] / total_macs, 1),
             _num(hw.get("area_um2"), ".1f"), _num(hw.get("delay_ns"), ".3f"), _num(hw.get("power_mw"), ".4g"),
-            _num(hw.get("energy_pj"), ".4g"), hw.get("liberty", "n/a"), rec["status"].upper() if rec["status"] != "ok" else "ok",
+            _num(hw.get("energy_pj"), ".4g"), _num(None if energy is None else energy / 1e6, ".4g"),
+            rec["status"].upper() if rec["status"] != "ok" else "ok",
         ])
+    t = handoff.totals
+    energy = t["energy_per_image_pj"]
+    rows.append(["total", f"{t['instances']} instance(s)", "", "", str(len(content.rows)),
+                 _pct(t["macs_per_image"] / total_macs, 1), _num(t["area_um2"], ".1f"), "",
+                 _num(t["power_mw"], ".4g"), "", _num(None if energy is None else energy / 1e6, ".4g"), ""])
+    liberties = ", ".join(f"{lib['liberty']} at {lib['clock_ns']:g} ns clock" for lib in content.liberties) or "n/a"
+    wrapped = [rec for rec in modules if rec.get("wrapper")]
     blocks: list[Any] = [
         Paragraph(f"The chosen configuration uses {len(modules)} distinct multiplier module(s). Their RTL "
-                  "sources are copied into `rtl/` beside this report (checked against the database SHA-256) and "
-                  "listed in `filelist.f`; `config.json` holds the per-op assignment, ports, parameters and "
-                  "these costs in machine-readable form. Area, delay and power are from synthesis on the Liberty "
-                  "library named in each row, with uniformly random operands."),
-        Table(["multiplier", "Verilog module", "parameters", "RTL file", "RTL sha256", "ops", "MAC share",
-               "area (µm²)", "delay (ns)", "power (mW)", "energy / mult. (pJ)", "Liberty", "status"], rows,
-              ["l", "l", "l", "l", "l", "r", "r", "r", "r", "r", "r", "l", "l"]),
+                  "sources are copied into `rtl/` beside this report (checked against the database SHA-256; the "
+                  f"table shows its first 12 digits, `config.json` and `filelist.f` the full hash) and listed in "
+                  f"`filelist.f`, which ends with `rtl/{TOP_MODULE}.v`: a top that instantiates each multiplier once "
+                  f"on its own ports, so the list elaborates as one design (`iverilog -s {TOP_MODULE} -c filelist.f`). "
+                  "`config.json` holds the per-op assignment, ports, parameters and these costs in machine-readable "
+                  f"form. Area, delay and power are from synthesis on {liberties}, with uniformly random operands; "
+                  "power is at that clock, one multiplication per cycle. Energy per image is each op's MACs × its "
+                  "energy per multiplication, summed over the ops the multiplier serves. The total row is one "
+                  "instance of each multiplier, all active."),
     ]
+    if wrapped:
+        blocks.append(Paragraph(
+            "Unsigned cores compute the product of magnitudes; the signed datapath the model was emulated and "
+            "costed with is the sign-magnitude wrapper `axhw_sm_*` shipped beside each core "
+            "(`y = sign(a·b)·M(|a|, |b|)`; " + ", ".join(f"`{rec['name']}` in `{rec['wrapper']['rtl_file']}`" for rec in wrapped)
+            + "). Instantiate the wrapper, not the bare core; the costs below are the wrapper's."))
+    blocks.append(Table(["multiplier", "Verilog module", "RTL file", "sha256", "ops", "MAC share", "area (µm²)",
+                         "delay (ns)", "power (mW)", "pJ / mult.", "µJ / image", "status"], rows,
+                        ["l", "l", "l", "l", "r", "r", "r", "r", "r", "r", "r", "l"]))
     for rec in modules:
         if rec["status"] != "ok":
             blocks.append(Note(f"`{rec['name']}` is {rec['status']} and is not part of the hand-off: "
                                + "; ".join(rec["problems"]), "warning"))
+        elif rec["problems"]:
+            blocks.append(Note(f"`{rec['name']}`: " + "; ".join(rec["problems"]), "warning"))
     blocks.append(Paragraph("`filelist.f`:"))
-    blocks.append(Code(filelist))
+    blocks.append(Code(handoff.filelist))
     return Section("Hardware hand-off", "handoff", blocks)
 
 
@@ -583,12 +540,13 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     figures = _figures(content)
     plot_paths = {key: atomic_write_bytes(out / "plots" / f"{key}.png", png) for key, (png, _) in figures.items()}
-    modules, filelist, copies = _handoff(content, out)
+    handoff = build_handoff(content, out)
+    modules, filelist, copies = handoff.modules, handoff.filelist, handoff.files
     sections = [
         _summary(content),
         _per_layer(content),
         _search(content, figures),
-        _handoff_section(content, modules, filelist),
+        _handoff_section(content, handoff),
         _reproducibility(content),
     ]
     title = f"Accelerator configuration report: {result.model_name} on {result.dataset}"
@@ -596,7 +554,8 @@ def write_report(
         out_dir=out,
         markdown=atomic_write_text(out / "report.md", to_markdown(title, sections)),
         html=atomic_write_text(out / "report.html", to_html(title, sections)),
-        config=atomic_write_json(out / "config.json", _config_json(content, modules)),
+        config=atomic_write_json(out / "config.json", {**_config_json(content, modules), "handoff": {
+            "top_module": TOP_MODULE, "totals": handoff.totals}}),
         filelist=atomic_write_text(out / "filelist.f", filelist),
         plots=plot_paths,
         rtl=tuple(copies),

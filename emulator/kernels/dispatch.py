@@ -4,10 +4,11 @@ Every backend is a :class:`Kernel` in :data:`KERNELS`; a kernel's ``bmm`` takes 
 ``a`` (G, M, K) and ``b`` (G, K, N) torch tensors plus a :class:`LutTable` and returns
 int32 (G, M, N) on the operands' device, equal bit for bit to
 :func:`.reference.lut_matmul` on every slice.  ``backend="auto"`` picks, for the
-operands' device (CUDA when the tensors live on a GPU, else CPU), the exact low-rank
-path when the table has one with at most :data:`AUTO_MAX_TERMS` GEMM terms, else the
-LUT kernel of that device (on a GPU, a table spanning 2**16 values or more falls back
-to the CPU kernel through host copies).  CPU kernels see CUDA operands through host
+operands' device: on the CPU, the backend measured fastest on this machine for the
+table's structure (:mod:`.calibration`; the LUT kernel when the table has no exact
+low-rank form); on a GPU, the exact low-rank path when the table has one with at most
+:data:`AUTO_MAX_TERMS` GEMM terms, else the CUDA LUT kernel (a table spanning 2**16
+values or more falls back to the CPU kernel through host copies).  CPU kernels see CUDA operands through host
 copies; CPU tensors reach numpy as zero-copy views.
 """
 
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from axhw.emulator.kernels import calibration as _calibration
 from axhw.emulator.kernels import lowrank as _lowrank
 from axhw.emulator.kernels import numba_cpu as _numba_cpu
 from axhw.emulator.kernels import numba_cuda as _numba_cuda
@@ -29,7 +31,7 @@ from axhw.emulator.kernels.table import LutTable
 __all__ = ["Kernel", "KERNELS", "AUTO_MAX_TERMS", "lut_matmul", "select_backend"]
 
 AUTO_MAX_TERMS = 6
-"""``auto`` uses the low-rank path up to this many GEMM terms (``r + c``).
+"""On a GPU, ``auto`` uses the low-rank path up to this many GEMM terms (``r + c``).
 
 Measured on the CPU (README): a low-rank term costs 0.2-2x a float32 GEMM (int8 GEMMs,
 gathers), the LUT kernel 5-8x; on a GPU a GEMM term is cheaper still next to look-ups.
@@ -74,7 +76,7 @@ def _reference_bmm(a: np.ndarray, b: np.ndarray, table: LutTable) -> np.ndarray:
     return np.stack([_reference_matmul(a[g], b[g], table.lut) for g in range(a.shape[0])]).reshape(a.shape[0], a.shape[1], b.shape[2])
 
 
-def _lowrank_bmm(a: torch.Tensor, b: torch.Tensor, table: LutTable) -> torch.Tensor:
+def _lowrank_bmm(a: torch.Tensor, b: torch.Tensor, table: LutTable, allow_int8: bool = True) -> torch.Tensor:
     form = table.lowrank
     if form is None:
         raise ValueError(f"{table!r} has no exact low-rank form; use a LUT backend")
@@ -87,7 +89,11 @@ def _lowrank_bmm(a: torch.Tensor, b: torch.Tensor, table: LutTable) -> torch.Ten
 
         return table.cached(("lowrank", str(a.device), dtype), make)
 
-    return _lowrank.lowrank_bmm(a, b, form, factors)
+    return _lowrank.lowrank_bmm(a, b, form, factors, allow_int8=allow_int8)
+
+
+def _lowrank_float_bmm(a: torch.Tensor, b: torch.Tensor, table: LutTable) -> torch.Tensor:
+    return _lowrank_bmm(a, b, table, allow_int8=False)
 
 
 KERNELS: dict[str, Kernel] = {
@@ -95,6 +101,8 @@ KERNELS: dict[str, Kernel] = {
     "numba_cpu": Kernel("numba_cpu", _on_cpu(_numba_cpu.lut_bmm), lambda: True, lambda t: True, "Numba parallel CPU LUT kernel"),
     "numba_cuda": Kernel("numba_cuda", _numba_cuda.lut_bmm, _numba_cuda.is_available, _numba_cuda.supports, "Numba CUDA LUT kernel, table in shared memory"),
     "lowrank": Kernel("lowrank", _lowrank_bmm, lambda: True, lambda t: t.lowrank is not None, "exact low-rank form on BLAS/cuBLAS"),
+    "lowrank_float": Kernel("lowrank_float", _lowrank_float_bmm, lambda: True, lambda t: t.lowrank is not None,
+                            "exact low-rank form, float GEMMs only (no int8 GEMMs)"),
 }
 """Every backend by name; ``auto`` is resolved by :func:`select_backend`."""
 
@@ -115,11 +123,23 @@ def select_backend(table: LutTable, device: torch.device | str, backend: str = "
         if not kernel.supports(table):
             raise ValueError(f"kernel backend {backend!r} cannot compute {table!r}")
         return backend
+    if torch.device(device).type != "cuda":
+        return _calibrated_cpu_backend(table)
     if table.lowrank is not None and table.lowrank.terms <= AUTO_MAX_TERMS:
         return "lowrank"
-    if torch.device(device).type == "cuda" and _numba_cuda.is_available() and _numba_cuda.supports(table):
+    if _numba_cuda.is_available() and _numba_cuda.supports(table):
         return "numba_cuda"
     return "numba_cpu"
+
+
+def _calibrated_cpu_backend(table: LutTable) -> str:
+    """The CPU backend measured fastest here for this table's structure (:mod:`.calibration`)."""
+    if table.lowrank is None:
+        return "numba_cpu"
+    candidates = [name for name in _calibration.CPU_CANDIDATES if KERNELS[name].supports(table)]
+    if not _lowrank.int8_gemm_is_exact("cpu"):  # "lowrank" would run the float GEMMs too
+        candidates.remove("lowrank")
+    return _calibration.calibrated_backend(table, candidates, lambda name, a, b, t: KERNELS[name].bmm(a, b, t))
 
 
 def lut_matmul(a: torch.Tensor, b: torch.Tensor, table: LutTable, backend: str = "auto") -> torch.Tensor:

@@ -365,7 +365,7 @@ def _gather_factor(table: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
     return table.index_select(0, indices.reshape(-1)).reshape(*indices.shape, table.shape[1])
 
 
-def lowrank_bmm(a: torch.Tensor, b: torch.Tensor, form: LowRankForm, factors: Callable[[torch.dtype], Any]) -> torch.Tensor:
+def lowrank_bmm(a: torch.Tensor, b: torch.Tensor, form: LowRankForm, factors: Callable[[torch.dtype], Any], allow_int8: bool = True) -> torch.Tensor:
     """``out = c * (A @ B) + (U[A] @ V[B]) / d`` for int8 ``a`` (G, M, K) and ``b`` (G, K, N), as int32.
 
     ``A @ B`` is one GEMM of depth K.  The ``r`` error terms are ONE GEMM of depth
@@ -384,11 +384,13 @@ def lowrank_bmm(a: torch.Tensor, b: torch.Tensor, form: LowRankForm, factors: Ca
         factors: on the operands' device, ``factors(float dtype)`` gives ``(u, v)`` as
             tensors of that dtype and ``factors(torch.int8)`` the list of
             ``(p, L_p, R_p)`` of :meth:`LowRankForm.int8_digits` as int8 tensors.
+        allow_int8: ``False`` keeps to the float GEMMs even where int8 ones are exact
+            (without VNNI they are exact but slower; ``auto`` measures which wins).
     """
     g, m, k = a.shape
     n = b.shape[2]
     digits = factors(torch.int8) if form.rank else []
-    use_int8 = int8_applicable(a.device, g, m, [k] + [k * left.shape[1] for _, left, _ in digits], n)
+    use_int8 = allow_int8 and int8_applicable(a.device, g, m, [k] + [k * left.shape[1] for _, left, _ in digits], n)
     out = None
     if form.exact_term:  # |a * b| <= 2**14: exact in int32 for K < 2**17
         out = int8_bmm(a, b) if use_int8 else exact_integer_bmm(a, b, 128 * 128, out_dtype=torch.int32)

@@ -1,0 +1,248 @@
+"""``backend="auto"`` on the CPU: the fastest backend as measured on this machine.
+
+Which exact path wins depends on the CPU, not on the table alone: with AVX-512 VNNI
+an int8 GEMM (``torch._int_mm``) is several times faster than a float32 one, without
+VNNI it is ~25x slower, and the Numba LUT kernel sits in between.  So the first time
+``auto`` meets a table with an exact low-rank form it times every candidate backend
+that can compute it (:data:`CPU_CANDIDATES`) on DeiT-tiny shapes (:data:`SHAPES`)
+with that table, and keeps the fastest.  The LUT kernel is always a candidate, so an
+exact path is chosen only when it measured faster than the LUT kernel.
+
+Results are cached in ``<cache_dir>/kernel_calibration.json`` under a key of the CPU
+(model and flags), the torch and numba builds and the thread count, and per table
+*structure* (the low-rank form's shape: exact term, rank, int8 digits, term bound),
+so each structure is timed once per machine; a later process reads the file.
+:func:`calibration_report` lists what was chosen (``axhw doctor`` prints it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from axhw.io import atomic_write_json
+from axhw.paths import cache_dir
+
+from axhw.emulator.kernels.table import LutTable
+
+__all__ = ["CPU_CANDIDATES", "SHAPES", "Calibration", "machine_key", "structure_key", "calibrated_backend", "calibration_report", "recalibrate", "cache_file"]
+
+CPU_CANDIDATES: tuple[str, ...] = ("lowrank", "lowrank_float", "numba_cpu")
+"""Backends ``auto`` chooses among on the CPU for a table with a low-rank form."""
+
+SHAPES: dict[str, tuple[int, int, int, int]] = {  # name: (G, M, K, N), DeiT-tiny at batch 2
+    "fc1": (1, 2 * 197, 192, 768),
+    "q@k^T": (2 * 3, 197, 64, 197),
+}
+"""Representative shapes timed: the largest Linear and an attention product of DeiT-tiny."""
+
+REPEATS = 6
+"""Timed runs per candidate and shape (the fastest counts), after one warm-up."""
+
+_SCHEMA = 1
+_LOCK = threading.Lock()
+_MEMORY: dict[tuple[str, str], "Calibration"] = {}
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """One measured choice.
+
+    Attributes:
+        structure: :func:`structure_key` of the tables it applies to.
+        times_s: seconds per candidate, summed over :data:`SHAPES` (fastest of :data:`REPEATS`).
+        choice: the fastest candidate.
+    """
+
+    structure: str
+    times_s: dict[str, float]
+    choice: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"structure": self.structure, "times_s": dict(self.times_s), "choice": self.choice}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Calibration":
+        return cls(str(data["structure"]), {str(k): float(v) for k, v in data["times_s"].items()}, str(data["choice"]))
+
+    def describe(self) -> str:
+        """One line, e.g. ``a*b: lowrank (lowrank 1.00x, numba_cpu 3.10x)``."""
+        best = self.times_s[self.choice]
+        ratios = ", ".join(f"{name} {t / best:.2f}x" for name, t in sorted(self.times_s.items(), key=lambda kv: kv[1]))
+        return f"{self.structure}: {self.choice} ({ratios} of the fastest)"
+
+
+def _cpu_identity() -> str:
+    """CPU model name and feature flags (Linux ``/proc/cpuinfo``; else ``platform``)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return f"{platform.machine()} {platform.processor()}"
+    model = flags = ""
+    for line in text.splitlines():
+        name, _, value = line.partition(":")
+        if name.strip() == "model name" and not model:
+            model = value.strip()
+        elif name.strip() in ("flags", "Features") and not flags:
+            flags = " ".join(sorted(value.split()))
+    return f"{platform.machine()} {model} {flags}"
+
+
+@lru_cache(maxsize=None)
+def _machine_key(threads: int) -> str:
+    import numba
+
+    parts = [_cpu_identity(), torch.__version__, torch.__config__.show(), numba.__version__, str(threads)]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def machine_key() -> str:
+    """Hex digest naming this CPU, the torch and numba builds, and torch's thread count.
+
+    A calibration is valid only for the same key: another CPU (flags decide VNNI), another
+    torch build (its GEMM libraries) or another thread count can change the ranking.
+    """
+    return _machine_key(torch.get_num_threads())
+
+
+def structure_key(table: LutTable) -> str:
+    """What decides the low-rank path's cost: exact term, rank, int8 digits, term bound."""
+    form = table.lowrank
+    if form is None:
+        return "lut"
+
+    def make() -> str:
+        digits = len(form.int8_digits()) if form.rank else 0
+        return f"{form.describe()}, {digits} int8 digit GEMMs, bound 2^{max(form.term_bound, 1).bit_length()}"
+
+    return table.cached(("calibration-structure",), make)
+
+
+def cache_file() -> Path:
+    """The calibration cache: ``<cache_dir>/kernel_calibration.json``."""
+    return cache_dir() / "kernel_calibration.json"
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) and data.get("schema") == _SCHEMA else {}
+
+
+def _operands(shape: tuple[int, int, int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    g, m, k, n = shape
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randint(-128, 128, (g, m, k), dtype=torch.int8, generator=gen)
+    b = torch.randint(-128, 128, (g, k, n), dtype=torch.int8, generator=gen)
+    return a, b
+
+
+def measure(table: LutTable, candidates: Sequence[str], bmm: Callable[[str, torch.Tensor, torch.Tensor, LutTable], Any],
+            shapes: dict[str, tuple[int, int, int, int]] = SHAPES, repeats: int = REPEATS) -> dict[str, float]:
+    """Seconds per candidate, summed over ``shapes``: the fastest of ``repeats`` runs after a warm-up.
+
+    The machine may be shared, so: candidates are timed round-robin, in a new (seeded)
+    random order every round (a kernel runs in the caches and clock state the previous one
+    left: a fixed cyclic order would always put the same one after the LUT kernel), so a
+    change of load hits all alike; the fastest run counts; and with one thread the clock
+    is the process's CPU time, which other jobs barely disturb.
+    """
+    clock = time.process_time if torch.get_num_threads() == 1 else time.perf_counter
+    names = list(candidates)
+    totals = dict.fromkeys(names, 0.0)
+    for shape in shapes.values():
+        a, b = _operands(shape)
+        best = dict.fromkeys(names, float("inf"))
+        for name in names:
+            bmm(name, a, b, table)  # warm-up: compilation, factor tables
+        order = random.Random(0)
+        for _ in range(repeats):
+            for name in order.sample(names, len(names)):
+                start = clock()
+                bmm(name, a, b, table)
+                best[name] = min(best[name], clock() - start)
+        for name in names:
+            totals[name] += best[name]
+    return totals
+
+
+def calibrated_backend(table: LutTable, candidates: Sequence[str], bmm: Callable[[str, torch.Tensor, torch.Tensor, LutTable], Any],
+                       path: Path | None = None) -> str:
+    """The fastest of ``candidates`` for tables of ``table``'s structure on this machine.
+
+    Measured on first use (about a second) and cached in memory and in ``path``
+    (default :func:`cache_file`) under :func:`machine_key`.
+
+    Args:
+        table: the table about to be multiplied (a representative of its structure).
+        candidates: backend names that can compute it here.
+        bmm: ``bmm(name, a, b, table)`` runs one candidate on (G, M, K) x (G, K, N) int8.
+        path: the cache file.
+    """
+    if len(candidates) == 1:
+        return candidates[0]
+    machine, structure = machine_key(), structure_key(table)
+    slot = f"{structure} | {' '.join(sorted(candidates))}"
+    with _LOCK:
+        found = _MEMORY.get((machine, slot))
+        if found is not None:
+            return found.choice
+        path = path or cache_file()
+        entry = _read(path).get("machines", {}).get(machine, {}).get(slot)
+        if entry is not None:
+            try:
+                found = Calibration.from_json(entry)
+            except (KeyError, TypeError, ValueError):
+                found = None
+        if found is None or found.choice not in candidates:
+            times = measure(table, candidates, bmm)
+            found = Calibration(structure, times, min(times, key=times.__getitem__))
+            data = _read(path) or {"schema": _SCHEMA}
+            data.setdefault("machines", {}).setdefault(machine, {})[slot] = found.to_json()
+            try:
+                atomic_write_json(path, data)
+            except OSError:
+                pass  # a read-only cache only costs a re-measurement in the next process
+        _MEMORY[(machine, slot)] = found
+        return found.choice
+
+
+def calibration_report(path: Path | None = None) -> list[Calibration]:
+    """Every choice cached for this machine (after :func:`calibrated_backend` ran)."""
+    entries = _read(path or cache_file()).get("machines", {}).get(machine_key(), {})
+    out = []
+    for entry in entries.values():
+        try:
+            out.append(Calibration.from_json(entry))
+        except (KeyError, TypeError, ValueError):
+            continue
+    return out
+
+
+def recalibrate(path: Path | None = None) -> int:
+    """Forget this machine's choices (in memory and on disk) so that the next use measures again.
+
+    Returns:
+        The number of choices forgotten from the file.
+    """
+    path = path or cache_file()
+    with _LOCK:
+        _MEMORY.clear()
+        data = _read(path)
+        gone = data.get("machines", {}).pop(machine_key(), {})
+        if gone:
+            atomic_write_json(path, data)
+    return len(gone)
