@@ -715,7 +715,8 @@ def compare_accuracy(
     num_batches: int | None = None,
     device: str | torch.device | None = None,
     progress: bool = True,
-) -> dict[str, float]:
+    per_image: bool = False,
+) -> dict[str, Any]:
     """Top-1 of ``model`` in fp32, in int8 with the exact product, and with ``config``.
 
     The int8 model approximates the same ops as ``config`` with the exact multiplier;
@@ -729,9 +730,12 @@ def compare_accuracy(
         loader: ``(images, labels)`` batches to evaluate on.
         device: where to run (``None``: where ``model`` is).
         progress: show tqdm bars.
+        per_image: return each model's per-image correctness (bool arrays in loader
+            order, for intervals and paired drops, see :mod:`axhw.stats`) instead of top-1.
 
     Returns:
-        ``{"fp32": top1, "int8": top1, "approx": top1}``, each in [0, 1].
+        ``{"fp32": top1, "int8": top1, "approx": top1}``, each in [0, 1]; with
+        ``per_image`` the same keys hold bool arrays.
     """
     target = resolve_device(device)
     table = resolve_config(model, config, exclude)
@@ -739,13 +743,22 @@ def compare_accuracy(
     model = copy.deepcopy(model)
     if target is not None:
         model.to(target)
-    result = {"fp32": evaluate(model, loader, progress=progress)}
+    if per_image:
+        from axhw.emulator.scoring import correct_per_image
+
+        def score(net: nn.Module) -> Any:
+            return correct_per_image(net, loader)
+    else:
+        def score(net: nn.Module) -> Any:
+            return evaluate(net, loader, progress=progress)
+
+    result = {"fp32": score(model)}
     exact = {op: EXACT for op in approximated}
     ax = approximate(model, exact or {}, calibration_data, calibrator=calibrator, backend=backend, inplace=True, exclude=exclude, num_batches=num_batches, progress=progress)
-    result["int8"] = evaluate(ax, loader, progress=progress)
+    result["int8"] = score(ax)
     if set(approximated.values()) <= {EXACT}:
         result["approx"] = result["int8"]
     else:
         set_multipliers(ax, approximated, exclude=exclude)
-        result["approx"] = evaluate(ax, loader, progress=progress)
+        result["approx"] = score(ax)
     return result

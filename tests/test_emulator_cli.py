@@ -15,11 +15,15 @@ def test_emulate_prints_fp32_int8_and_config_top1(capsys, tmp_path):
     config.write_text(json.dumps({"*": "exact", "blocks.0.*": "fp32"}))
     assert main(["emulate", "--config", str(config), "--limit", "64", "--calib-batches", "1", "--no-progress"]) == 0
     out = capsys.readouterr().out
-    rows = dict(re.findall(r"^(fp32|int8 exact|cfg\.json)\s+([\d.]+) %$", out, flags=re.M))
+    rows = {name: (float(acc), float(lo), float(hi)) for name, acc, lo, hi in re.findall(
+        r"^(fp32|int8 exact|cfg\.json)\s+([\d.]+) % \[([\d.]+), ([\d.]+)\]", out, flags=re.M)}
     assert set(rows) == {"fp32", "int8 exact", "cfg.json"}, out
-    assert all(0.0 <= float(v) <= 100.0 for v in rows.values())
-    assert float(rows["fp32"]) > 80.0  # the committed digits model is trained
-    assert "64 images" in out
+    assert all(0.0 <= lo <= acc <= hi <= 100.0 for acc, lo, hi in rows.values())  # each top-1 inside its interval
+    assert rows["fp32"][0] > 80.0  # the committed digits model is trained
+    assert "test split (64 images)" in out
+    drop = re.search(r"^cfg\.json\s+.*\]\s+(-?[\d.]+) \[(-?[\d.]+), (-?[\d.]+)\]$", out, flags=re.M)
+    assert drop, out  # the paired drop below int8 with its interval
+    assert float(drop[2]) <= float(drop[1]) <= float(drop[3])
 
 
 def test_emulate_reports_bad_config_without_traceback(capsys, tmp_path):

@@ -37,6 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     from axhw import data, models
     from axhw.emulator import compare_accuracy, load_config, model_input_size, resolve_device
+    from axhw.stats import paired_drop, wilson_interval
 
     resolve_device(args.device)  # before loading anything: a missing GPU is a one-line error
     config = load_config(args.config) if args.config else {"*": args.multiplier or "exact"}
@@ -57,9 +58,18 @@ def _run(args: argparse.Namespace) -> int:
         num_batches=args.calib_batches,
         device=args.device,
         progress=not args.no_progress,
+        per_image=True,
     )
     label = args.config.name if args.config else (args.multiplier or "exact")
-    print(f"\n{'model':<12} top-1 ({args.model} on {args.data}, {len(loaders['test'].dataset)} images)")
+    n = int(top1["int8"].size)
+    print(f"\n{args.model} on {args.data}, test split ({n} images); 95 % intervals: Wilson for top-1, "
+          "paired (same images) for the drop below int8")
+    width = max(12, len(label))
+    print(f"{'model':<{width}}  {'top-1 (test)':>22}  drop vs int8 (points)")
     for name, key in (("fp32", "fp32"), ("int8 exact", "int8"), (label, "approx")):
-        print(f"{name:<12} {100 * top1[key]:6.2f} %")
+        correct = top1[key]
+        lo, hi = wilson_interval(int(correct.sum()), n)
+        cell = f"{100 * correct.mean():6.2f} % [{100 * lo:.1f}, {100 * hi:.1f}]"
+        drop = "" if key == "int8" else paired_drop(top1["int8"], correct).format()
+        print(f"{name:<{width}}  {cell:>22}  {drop}")
     return 0
