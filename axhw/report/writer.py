@@ -294,7 +294,10 @@ def _per_layer(content: ReportContent) -> Section:
               "no workload streams were recorded, so only uniform-operand figures exist")
     blocks: list[Any] = [
         Paragraph("One row per approximable op of the model, in model order. MAE, WCE and bias are the "
-                  "multiplier's error over all 65,536 int8 operand pairs (product units). Energy per "
+                  "multiplier's error over all 65,536 int8 operand pairs, in product units: with e = approx − a·b, "
+                  "MAE = mean |e|, WCE = max |e|, bias = mean e (as percentages of the 2^16 output range, as "
+                  "EvoApproxLib reports them: MAE% = 100·MAE/2^16; every definition is in `axhw show` and "
+                  "docs/metrics.md). Energy per "
                   f"multiplication: the uniform column is on uniformly random int8 operands; {stream}. The saving "
                   f"is against `{ref}`, the cheapest zero-error design, on the same operands as the power model; "
                   "share of power is the op's MACs × energy over the model's total."),
