@@ -167,6 +167,11 @@ def load_model(name: str = DEFAULT_MODEL_NAME, checkpoint: str | Path | None = N
         model = timm.create_model(name, **kwargs)
     except RuntimeError as exc:  # state dict does not match the architecture
         raise DataError(f"checkpoint {str(checkpoint)!r} does not fit model {name!r}: {exc}") from exc
+    if checkpoint is None:
+        # Nothing is downloaded here, so a timm name alone means random weights: say so before any accuracy.
+        warnings.warn(f"timm model {name!r} has random weights (no checkpoint given; nothing is downloaded): its "
+                      "accuracies will be near chance; pass a local weights file (--checkpoint/--weights)",
+                      UserWarning, stacklevel=2)
     return _fitted(model, rows, num_classes, class_names).eval()
 
 

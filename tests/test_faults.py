@@ -480,3 +480,10 @@ def test_another_design_under_a_bundled_name_with_one_layer(db, c_file, monkeypa
     monkeypatch.setattr(library, "_characterize", lambda *a, **k: pytest.fail("simulated before refusing"))
     with pytest.raises(ConfigError, match="'drum_k4' is the bundled design drum.v K=4"):
         library.add(c_file, function="floor16", name="drum_k4", force=True)
+
+
+def test_a_timm_model_without_weights_is_announced_as_random():
+    from axhw.models import load_model
+
+    with pytest.warns(UserWarning, match="random weights.*no checkpoint"):
+        load_model("vit_tiny_patch16_224", num_classes=10)
