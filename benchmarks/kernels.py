@@ -158,7 +158,7 @@ def transaxx_kernel(a, b, lut, out):  # pragma: no cover - runs on the device
         out[m, n] = acc
 
 
-# The previous numba_cuda kernel, as measured on an H200 (README): 512 threads x 128
+# The previous numba_cuda kernel, as measured on an H200 (docs/gpu.md): 512 threads x 128
 # registers, 128 x 128 tiles, int32 row offsets and column indices in shared memory.
 P_TM, P_TN = 8, 4
 P_ROW_THREADS, P_COL_THREADS = 16, 32
