@@ -44,7 +44,10 @@ def layer_config(path: Path, flag: str = "--config") -> dict[str, str]:
     """
     from axhw.emulator import load_config
 
-    data = _read_json(path, flag)
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return load_config(path)  # raises the one reader's message (missing file, bad JSON)
     kind = data.get("kind") if isinstance(data, dict) else None
     if kind == REPORT_CONFIG_KIND:
         assignment = data.get("assignment")
