@@ -139,3 +139,17 @@ def test_retrain_reads_a_search_result(tmp_path, capsys):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["config"] == result.best().config
     assert retrained_info(out / "summary.json")["grad"] == "ste"
+
+
+def test_reading_a_summary_loads_no_deep_learning_stack(tmp_path):
+    """`axhw report --retrained summary.json` stays as light as the report itself."""
+    import subprocess
+    import sys
+
+    path = _summary(tmp_path, {"*": "exact"})
+    code = ("import sys; from axhw.commands._chain import retrained_info; "
+            f"assert retrained_info(__import__('pathlib').Path({str(path)!r}))['grad'] == 'ste'; "
+            "print(sorted(m for m in ('torch', 'timm', 'numba') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]", proc.stdout

@@ -81,34 +81,36 @@ def retrained_info(path: Path, flag: str = "--retrained") -> dict[str, Any]:
                           "with an 'accuracy' key")
     if "retrained_accuracy" not in data:
         return data
-    from axhw.emulator.finetune import RetrainResult
-    from axhw.emulator.retraining import RetrainReport
+    from axhw.stats import paired_drop, unpack_outcomes, wilson_interval  # numpy only: report stays torch-free
 
     accuracies = data.get("retrained_accuracy")
+    runs = data.get("runs") if isinstance(data.get("runs"), dict) else {}
     if not isinstance(accuracies, dict) or not accuracies:
         raise ConfigError(f"{flag} {path}: the retraining summary has no retrained accuracy (did the run finish?)")
-    try:
-        report = RetrainReport(**{k: v for k, v in data.items() if k not in ("schema", "runs")})
-        runs = {k: RetrainResult.from_json(v) for k, v in (data.get("runs") or {}).items()}
-    except TypeError as exc:
-        raise ConfigError(f"{flag} {path}: not a retraining summary this axhw can read ({exc})") from exc
 
     def val(grad: str) -> float:  # chosen on val, never on the reported split
-        run = runs.get(grad)
-        best = run.final_val_accuracy if run is not None else None
-        return -math.inf if best is None else best
+        run = runs.get(grad) if isinstance(runs.get(grad), dict) else {}
+        history, best = run.get("val_accuracy") or [], run.get("best_epoch")
+        if not history:
+            return -math.inf
+        return float(history[best] if isinstance(best, int) and 0 <= best < len(history) else history[-1])
 
-    grad = max(report.retrained_accuracy, key=val)
-    info: dict[str, Any] = {"accuracy": float(report.retrained_accuracy[grad]), "grad": grad,
-                            "split": report.split, "n_images": report.n_images}
-    if grad in runs:
-        info["epochs"] = runs[grad].epochs
-    interval = report.interval(grad)
-    if interval is not None:
-        info["interval"] = [float(interval[0]), float(interval[1])]
-    drop = report.drop(grad)
-    if drop is not None:
-        info["drop"] = {"drop": drop.drop, "lower": drop.lower, "upper": drop.upper}
+    try:
+        grad = max(accuracies, key=val)
+        accuracy, n = float(accuracies[grad]), int(data.get("n_images") or 0)
+        info: dict[str, Any] = {"accuracy": accuracy, "grad": grad, "split": data.get("split", "test"),
+                                "n_images": n}
+        if isinstance(runs.get(grad), dict) and "epochs" in runs[grad]:
+            info["epochs"] = int(runs[grad]["epochs"])
+        if n:
+            lo, hi = wilson_interval(int(round(accuracy * n)), n)
+            info["interval"] = [lo, hi]
+        outcomes = data.get("outcomes") or {}
+        if n and "int8" in outcomes and grad in outcomes:
+            drop = paired_drop(unpack_outcomes(outcomes["int8"], n), unpack_outcomes(outcomes[grad], n))
+            info["drop"] = {"drop": drop.drop, "lower": drop.lower, "upper": drop.upper}
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise ConfigError(f"{flag} {path}: not a retraining summary this axhw can read ({exc})") from exc
     return info
 
 
