@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
 from pathlib import Path
 
+from axhw.commands._chain import percent, retrained_config, retrained_info
 from axhw.errors import ConfigError
 
 
@@ -22,12 +22,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("result", type=Path, help="search result JSON (SearchResult.save / axhw search -o)")
     parser.add_argument("-o", "--out", type=Path, required=True, help="output folder (created)")
     parser.add_argument(
-        "--retrained-accuracy", type=float, default=None, metavar="FRACTION",
-        help="top-1 accuracy of the chosen configuration after retraining, in [0, 1]",
+        "--retrained", type=Path, default=None, metavar="JSON",
+        help="the summary.json of `axhw retrain` run on this result's chosen configuration (`axhw retrain --config "
+        "RESULT.json`): its accuracy, split, interval and drop; or a JSON object with 'accuracy' as a fraction",
     )
     parser.add_argument(
-        "--retrained", type=Path, default=None, metavar="JSON",
-        help="JSON object describing the retraining ('accuracy' in [0, 1] plus settings such as grad, epochs)",
+        "--retrained-accuracy", type=float, default=None, metavar="PERCENT",
+        help="top-1 after retraining typed in, in percent, instead of --retrained (a value up to 1 is read as "
+        "a fraction, the old unit)",
     )
     parser.set_defaults(func=_run)
 
@@ -35,15 +37,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _retrained(args: argparse.Namespace) -> dict | None:
     info: dict | None = None
     if args.retrained is not None:
-        try:
-            info = json.loads(args.retrained.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ConfigError(f"--retrained {args.retrained}: cannot read a JSON object ({exc})") from exc
-        if not isinstance(info, dict):
-            raise ConfigError(f"--retrained {args.retrained}: expected a JSON object with an 'accuracy' key")
+        info = retrained_info(args.retrained)
     if args.retrained_accuracy is not None:
-        info = {**(info or {}), "accuracy": args.retrained_accuracy}
+        typed = {"accuracy": percent(args.retrained_accuracy, "--retrained-accuracy")}
+        # a typed number replaces the file's: its interval and drop belonged to the file's accuracy
+        info = {**{k: v for k, v in (info or {}).items() if k not in ("interval", "drop")}, **typed}
     return info
+
+
+def _check_same_config(args: argparse.Namespace, chosen: dict[str, str]) -> None:
+    """Warn when the retraining summary applied another per-op assignment than the report's."""
+    applied = retrained_config(args.retrained) if args.retrained is not None else None
+    if applied is not None and set(applied) == set(chosen) and applied != chosen:
+        differ = sorted(op for op in chosen if applied[op] != chosen[op])
+        print(f"warning: --retrained {args.retrained} retrained another assignment than this result's chosen one "
+              f"({len(differ)} ops differ, e.g. {differ[0]}); run `axhw retrain --config {args.result}`",
+              file=sys.stderr)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -59,7 +68,11 @@ def _run(args: argparse.Namespace) -> int:
         argv += ["--retrained", str(args.retrained)]
     if args.retrained_accuracy is not None:
         argv += ["--retrained-accuracy", repr(args.retrained_accuracy)]
-    paths = write_report(load_result(args.result), args.out, retrained=_retrained(args), command=shlex.join(argv))
+    result = load_result(args.result)
+    retrained = _retrained(args)
+    if result.history:
+        _check_same_config(args, dict(result.best().config))
+    paths = write_report(result, args.out, retrained=retrained, command=shlex.join(argv))
     for flag in paths.flags:
         print(f"warning: {flag}", file=sys.stderr)
     print(f"report written to {paths.html}")

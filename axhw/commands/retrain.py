@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from axhw.commands._chain import add_calib_args, calib_batches, calib_images, layer_config
 from axhw.errors import ConfigError
 
 
@@ -22,7 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--multiplier", metavar="NAME", help="apply this multiplier to every layer")
     which.add_argument("--config", type=Path, metavar="CFG.json",
-                       help="JSON object mapping layer-name globs to multiplier names (or 'exact'/'fp32')")
+                       help="JSON object mapping layer-name globs to multiplier names (or 'exact'/'fp32'), the "
+                       "config.json of `axhw report`, or a search result of `axhw search` (its chosen configuration)")
     parser.add_argument("--model", default="default", help="'default' (embedded digits ViT) or a timm name")
     parser.add_argument("--weights", type=Path, default=None, help="local checkpoint for --model")
     parser.add_argument("--data", default="digits", help="data spec: 'digits' or 'imagefolder:PATH'")
@@ -32,9 +34,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--steps", type=int, default=None, help="optimizer steps instead of --epochs")
     parser.add_argument("--lr", type=float, default=5e-5, help="Adam learning rate (default 5e-5)")
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--calib-batches", type=int, default=4, help="calibration batches (default 4)")
+    add_calib_args(parser, default=256, note=", rounded up to whole --batch-size batches")  # 4 batches of the default 64, as before
     parser.add_argument("--eval-size", type=int, default=None,
-                        help="first N images of val and of the reported split (default all)")
+                        metavar="N", help="first N images of val and of the reported split (default all)")
     parser.add_argument("--report-split", choices=("test", "search"), default="test",
                         help="split the accuracies are reported on (default test)")
     parser.add_argument("--seed", type=int, default=0)
@@ -42,6 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--restart", action="store_true", help="ignore existing checkpoints in --out")
     parser.add_argument("-o", "--out", type=Path, default=Path("out/retrain"), help="output folder (default out/retrain)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--no-progress", dest="quiet", action="store_true", help=argparse.SUPPRESS)  # other commands' old name
     parser.set_defaults(func=_run)
 
 
@@ -58,8 +61,7 @@ def _check_args(args: argparse.Namespace, config: dict[str, str]) -> None:
         raise ConfigError(f"--steps must be at least 1, got {args.steps}")
     if not (math.isfinite(args.lr) and args.lr > 0):
         raise ConfigError(f"--lr must be a positive learning rate, got {args.lr}")
-    for flag, value in (("--batch-size", args.batch_size), ("--calib-batches", args.calib_batches),
-                        ("--eval-size", args.eval_size)):
+    for flag, value in (("--batch-size", args.batch_size), ("--eval-size", args.eval_size)):
         if value is not None and value < 1:
             raise ConfigError(f"{flag} must be at least 1, got {value}")
     if args.weights is not None and not args.weights.is_file():
@@ -72,16 +74,16 @@ def _check_args(args: argparse.Namespace, config: dict[str, str]) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from axhw.emulator import load_config
     from axhw.emulator.retraining import retrain_config
 
-    config = {"*": args.multiplier} if args.multiplier else load_config(args.config)
+    config = {"*": args.multiplier} if args.multiplier else layer_config(args.config)
     _check_args(args, config)
+    n_calib = calib_batches(calib_images(args, batch_size=args.batch_size), args.batch_size)
     grads = ("ste", "lut") if args.grad == "both" else (args.grad,)
     report = retrain_config(
         config, model=args.model, checkpoint=args.weights, data=args.data, grads=grads, epochs=args.epochs,
         steps=args.steps, lr=args.lr, batch_size=args.batch_size, out_dir=args.out,
-        calib_batches=args.calib_batches, eval_size=args.eval_size, report_split=args.report_split, seed=args.seed,
+        calib_batches=n_calib, eval_size=args.eval_size, report_split=args.report_split, seed=args.seed,
         resume=not args.restart, device=args.device, progress=not args.quiet,
     )
     print(report.table())

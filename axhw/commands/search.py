@@ -47,7 +47,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--executor", choices=("process", "ray", "serial"), default="process")
     parser.add_argument("--workers", type=int, default=None, help="parallel evaluations (default 1 local process)")
     parser.add_argument("--address", default=None, help="Ray cluster address (default: a local instance)")
-    parser.add_argument("--checkpoint", type=Path, default=None, help="checkpoint JSON to save to / resume from")
+    parser.add_argument("--checkpoint", type=Path, default=None,
+                        help="search checkpoint JSON to save to / resume from (model weights are --weights)")
     parser.add_argument("--eval-split", choices=("search", "val"), default="search",
                         help="split every search evaluation reads (default search; never train or test)")
     parser.add_argument("--eval-size", type=int, default=None, help="first N images of that split (default all)")
@@ -66,6 +67,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-cache", action="store_true", help="do not use the on-disk evaluation cache")
     parser.add_argument("-o", "--out", type=Path, default=Path("search_result.json"), help="result JSON path")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--no-progress", dest="quiet", action="store_true", help=argparse.SUPPRESS)  # emulate's old name
     parser.add_argument("--max-types", type=int, default=None, metavar="N",
                         help="at most N distinct multiplier types per configuration, the reference included")
     parser.add_argument("--keep-dominated", action="store_true",
