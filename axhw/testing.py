@@ -12,7 +12,17 @@ import numpy as np
 
 from axhw.exact import operand_values
 
-__all__ = ["truncated_product", "truncated_partial_products", "operand_truncation"]
+__all__ = ["truncated_product", "truncated_partial_products", "operand_truncation", "DEIT_TINY_B8"]
+
+#: The products of DeiT-tiny at batch 8 (224 px, 197 tokens, 3 heads): name -> (G, M, K, N).
+DEIT_TINY_B8: dict[str, tuple[int, int, int, int]] = {
+    "qkv": (1, 8 * 197, 192, 576),
+    "proj": (1, 8 * 197, 192, 192),
+    "fc1": (1, 8 * 197, 192, 768),
+    "fc2": (1, 8 * 197, 768, 192),
+    "q@k^T": (8 * 3, 197, 64, 197),
+    "a@v": (8 * 3, 197, 197, 64),
+}
 
 
 def truncated_product(bits: int = 4) -> np.ndarray:

@@ -31,14 +31,8 @@ from typing import Any
 import numpy as np
 import torch
 
-DEIT_TINY_B8: dict[str, tuple[int, int, int, int]] = {  # name: (G, M, K, N)
-    "qkv": (1, 8 * 197, 192, 576),
-    "proj": (1, 8 * 197, 192, 192),
-    "fc1": (1, 8 * 197, 192, 768),
-    "fc2": (1, 8 * 197, 768, 192),
-    "q@k^T": (8 * 3, 197, 64, 197),
-    "a@v": (8 * 3, 197, 197, 64),
-}
+from axhw.testing import DEIT_TINY_B8
+
 VALUES = np.arange(-128, 128)
 
 

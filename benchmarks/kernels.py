@@ -38,18 +38,10 @@ from numba import config, cuda, int32, types, uint16
 from axhw.emulator.kernels import KERNELS, LutTable, prepare_table
 from axhw.emulator.kernels import numba_cuda
 from axhw.emulator.kernels.reference import lut_matmul as reference_matmul
-from axhw.testing import operand_truncation, truncated_partial_products
+from axhw.testing import DEIT_TINY_B8, operand_truncation, truncated_partial_products
 
 VALUES = np.arange(-128, 128)
 
-DEIT_TINY_B8: dict[str, tuple[int, int, int, int]] = {  # name: (G, M, K, N)
-    "qkv": (1, 8 * 197, 192, 576),
-    "proj": (1, 8 * 197, 192, 192),
-    "fc1": (1, 8 * 197, 192, 768),
-    "fc2": (1, 8 * 197, 768, 192),
-    "q@k^T": (8 * 3, 197, 64, 197),
-    "a@v": (8 * 3, 197, 197, 64),
-}
 VIT_B_B64: dict[str, tuple[int, int, int, int]] = {
     "qkv": (1, 12608, 768, 2304),
     "fc1": (1, 12608, 768, 3072),

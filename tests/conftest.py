@@ -48,3 +48,11 @@ def fake_library(monkeypatch):
     yield
     for cache in caches:
         cache.cache_clear()
+
+
+@pytest.fixture
+def db(tmp_path, monkeypatch):
+    """An empty multiplier database (``AXHW_DB``) and cache (``AXHW_CACHE``) in ``tmp_path``; returns the database folder."""
+    monkeypatch.setenv("AXHW_DB", str(tmp_path / "db"))
+    monkeypatch.setenv("AXHW_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "db"

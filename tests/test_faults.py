@@ -40,13 +40,6 @@ COST = HardwareCost(area_um2=100.0, cell_count=10, delay_ns=1.5, power_mw=0.5, e
 
 
 @pytest.fixture()
-def db(tmp_path, monkeypatch) -> Path:
-    monkeypatch.setenv("AXHW_DB", str(tmp_path / "db"))
-    monkeypatch.setenv("AXHW_CACHE", str(tmp_path / "cache"))
-    return tmp_path / "db"
-
-
-@pytest.fixture()
 def c_file(tmp_path) -> Path:
     path = tmp_path / "models.c"
     path.write_text(C_SOURCE)

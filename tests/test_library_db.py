@@ -35,14 +35,6 @@ needs_cc = pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler"
 
 
 @pytest.fixture()
-def db(tmp_path, monkeypatch):
-    """An empty database and cache in tmp_path."""
-    monkeypatch.setenv("AXHW_DB", str(tmp_path / "db"))
-    monkeypatch.setenv("AXHW_CACHE", str(tmp_path / "cache"))
-    return tmp_path / "db"
-
-
-@pytest.fixture()
 def c_file(tmp_path) -> Path:
     path = tmp_path / "models.c"
     path.write_text(C_SOURCE)

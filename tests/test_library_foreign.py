@@ -62,13 +62,6 @@ def golden_w64() -> np.ndarray:
     return np.multiply.outer(UNSIGNED, UNSIGNED | 1)  # [a, b] = a * (b | 1)
 
 
-@pytest.fixture()
-def db(tmp_path, monkeypatch):
-    monkeypatch.setenv("AXHW_DB", str(tmp_path / "db"))
-    monkeypatch.setenv("AXHW_CACHE", str(tmp_path / "cache"))
-    return tmp_path / "db"
-
-
 def write(folder: Path, name: str, text: str | bytes) -> Path:
     path = folder / name
     path.write_bytes(text if isinstance(text, bytes) else text.encode())

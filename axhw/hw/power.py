@@ -184,6 +184,15 @@ endmodule
 """
 
 
+def _var_bit_names(width: int, ref: str, index: str) -> list[str]:
+    """The bit names of one VCD ``$var`` (``ref`` with its ``[msb:lsb]`` range), most significant first."""
+    if width == 1:
+        return [ref + index] if index else [ref]
+    msb, lsb = (int(x) for x in re.match(r"\[(-?\d+):(-?\d+)\]", index).groups())
+    step = -1 if msb >= lsb else 1
+    return [f"{ref}[{i}]" for i in range(msb, lsb + step, step)]
+
+
 class _VcdCounter:
     """Per-bit transition counts and time at 1 in a VCD, from ``t_start`` to ``t_end`` (changes at or
     after ``t_end`` are ignored).  The reference :func:`_count_vcd_windows` is tested against."""
@@ -199,12 +208,7 @@ class _VcdCounter:
     def declare(self, code: str, width: int, ref: str, index: str) -> None:
         if code in self.names:
             return
-        if width == 1:
-            names = [ref + index] if index else [ref]
-        else:
-            msb, lsb = (int(x) for x in re.match(r"\[(-?\d+):(-?\d+)\]", index).groups())
-            step = -1 if msb >= lsb else 1
-            names = [f"{ref}[{i}]" for i in range(msb, lsb + step, step)]
+        names = _var_bit_names(width, ref, index)
         self.names[code] = names
         self.value[code] = ["x"] * width
         self.since[code] = [self.t_start] * width
@@ -307,12 +311,7 @@ def _count_vcd_windows(path: Path, windows_ns: list[tuple[int, int]]) -> list[tu
         code, width, ref, index = var.group("code"), int(var.group("width")), var.group("ref"), var.group("index") or ""
         if code in declared:
             continue
-        if width == 1:
-            names = [ref + index] if index else [ref]
-        else:
-            msb, lsb = (int(x) for x in re.match(r"\[(-?\d+):(-?\d+)\]", index).groups())
-            step = -1 if msb >= lsb else 1
-            names = [f"{ref}[{i}]" for i in range(msb, lsb + step, step)]
+        names = _var_bit_names(width, ref, index)
         declared[code] = (len(bit_names), width)
         bit_names.extend(names)
     order = sorted(declared, key=code_key)
