@@ -17,6 +17,7 @@ __all__ = [
     "SynthesisError",
     "ConfigError",
     "DataError",
+    "ArgumentTypeError",
 ]
 
 
@@ -50,3 +51,10 @@ class ConfigError(AxhwError):
 
 class DataError(AxhwError):
     """A data set or checkpoint cannot be found or read."""
+
+
+class ArgumentTypeError(ConfigError, TypeError):
+    """A Python API argument has the wrong type (e.g. a model name where a ``nn.Module`` is expected).
+
+    Also a :class:`TypeError`, so code that catches the built-in keeps working.
+    """

@@ -36,6 +36,7 @@ import copy
 import difflib
 import fnmatch
 import json
+import numbers
 import os
 import re
 import warnings
@@ -48,7 +49,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from axhw.errors import ConfigError, DataError
+from axhw.errors import ArgumentTypeError, ConfigError, DataError
 from axhw.records import OpInfo
 
 from axhw.emulator import kernels
@@ -168,6 +169,7 @@ def list_ops(model: nn.Module, input_size: tuple[int, int, int] | None = None) -
     Returns:
         One :class:`OpInfo` per op, in module order.
     """
+    check_model(model, "list_ops")
     found = _find_ops(model)
     macs: dict[str, int] = {}
     handles = []
@@ -265,6 +267,7 @@ def resolve_config(model: nn.Module, config: Config, exclude: Iterable[str] = DE
             a value is not a string; a multiplier is not 8×8-bit.
         DatabaseError: an unknown multiplier name (the message lists the known ones).
     """
+    check_model(model, "resolve_config")
     ops = [op for op, _, _ in _find_ops(model)]
     if not ops:
         raise ConfigError(
@@ -411,6 +414,7 @@ def prepare(
     Raises:
         ConfigError, DatabaseError: see :func:`resolve_config`; an unknown backend or device.
     """
+    check_model(model, "prepare")
     if _ax_ops(model):
         raise ConfigError("the model is already approximated; start from the float model, or use set_multipliers()")
     target = resolve_device(device)
@@ -439,6 +443,36 @@ def _images(batch: Any) -> torch.Tensor:
     return batch[0] if isinstance(batch, (tuple, list)) else batch
 
 
+def check_model(model: Any, where: str) -> None:
+    """Raise a one-line :class:`ArgumentTypeError` unless ``model`` is an ``nn.Module``."""
+    if not isinstance(model, nn.Module):
+        hint = "; load a name or file first with axhw.models.load_model()" if isinstance(model, (str, os.PathLike)) else ""
+        raise ArgumentTypeError(f"{where}: model must be a torch nn.Module, got {type(model).__name__}{hint}")
+
+
+def check_batches(data: Any, where: str, *, tensor_ok: bool = False) -> None:
+    """Raise a one-line :class:`ArgumentTypeError` unless ``data`` iterates over batches.
+
+    Strings and paths are refused although iterable: iterating one yields characters.
+    """
+    if tensor_ok and isinstance(data, torch.Tensor):
+        return
+    if isinstance(data, (str, bytes, os.PathLike, torch.Tensor)) or not hasattr(data, "__iter__"):
+        expected = "an iterable of (images, labels) batches, e.g. axhw.data.get_loader(...)"
+        if tensor_ok:
+            expected += " or one (B, C, H, W) image tensor"
+        raise ArgumentTypeError(f"{where}: data must be {expected}, got {type(data).__name__}")
+
+
+def _check_num_batches(num_batches: Any, where: str) -> None:
+    if num_batches is None:
+        return
+    if isinstance(num_batches, bool) or not isinstance(num_batches, numbers.Integral):
+        raise ArgumentTypeError(f"{where}: num_batches must be an int or None, got {type(num_batches).__name__}")
+    if num_batches < 1:
+        raise ConfigError(f"{where}: num_batches must be at least 1 (None: every batch), got {num_batches}")
+
+
 def device_of(model: nn.Module) -> torch.device:
     """The device of the model's first parameter (CPU for a model without parameters)."""
     param = next(iter(model.parameters()), None)
@@ -461,6 +495,9 @@ def calibrate(model: nn.Module, data: Any, *, num_batches: int | None = None, pr
     Raises:
         DataError: no batch was given, or a layer met NaN/Inf (the message names it).
     """
+    check_model(model, "calibrate")
+    check_batches(data, "calibrate", tensor_ok=True)
+    _check_num_batches(num_batches, "calibrate")
     device = device_of(model)
     batches = _batches(data)
     total = num_batches if num_batches is not None else (len(batches) if hasattr(batches, "__len__") else None)
@@ -490,6 +527,7 @@ def convert(model: nn.Module, inplace: bool = False) -> nn.Module:
         The converted model.  Operands whose observer saw no data (ops the
         calibration never ran) get scale 1.0 with a warning.
     """
+    check_model(model, "convert")
     if not inplace:
         model = copy.deepcopy(model)
     missing: list[str] = []
@@ -529,6 +567,9 @@ def approximate(
         ax = approximate(model, {"*": "exact", "blocks.1*": "drum_k4"}, calib_loader, num_batches=4)
         ax.axhw_config_["blocks.1.attn.qk"]   # 'drum_k4'
     """
+    check_model(model, "approximate")
+    check_batches(calibration_data, "approximate", tensor_ok=True)
+    _check_num_batches(num_batches, "approximate")
     model = prepare(model, config, calibrator=calibrator, backend=backend, inplace=inplace, exclude=exclude, per_channel=per_channel, device=device)
     calibrate(model, calibration_data, num_batches=num_batches, progress=progress)
     return convert(model, inplace=True)
@@ -548,6 +589,7 @@ def set_multipliers(model: nn.Module, config: Config, exclude: Iterable[str] = D
         ConfigError: the new config would approximate an op left in float, or leave
             an approximated op in float; see also :func:`resolve_config`.
     """
+    check_model(model, "set_multipliers")
     table = resolve_config(model, config, exclude)
     ops = {}
     for name, mod in model.named_modules():
@@ -569,6 +611,7 @@ def set_multipliers(model: nn.Module, config: Config, exclude: Iterable[str] = D
 
 def set_grad_mode(model: nn.Module, mode: str) -> nn.Module:
     """Set ``grad_mode`` (``"ste"`` or ``"lut"``) of every approximate op; returns ``model``."""
+    check_model(model, "set_grad_mode")
     if mode not in GRAD_MODES:
         raise ConfigError(f"grad mode must be one of {', '.join(GRAD_MODES)}, got {mode!r}")
     for _, op in _ax_ops(model):
@@ -578,6 +621,7 @@ def set_grad_mode(model: nn.Module, mode: str) -> nn.Module:
 
 def set_backend(model: nn.Module, backend: str) -> nn.Module:
     """Set the kernel backend of every approximate op (``"fakequant"``: float reference); returns ``model``."""
+    check_model(model, "set_backend")
     ops = _ax_ops(model)
     _check_backend(backend, [op.multiplier for _, op in ops])
     for _, op in ops:
@@ -597,6 +641,8 @@ def evaluate(model: nn.Module, loader: Iterable[Any], device: str | torch.device
     Raises:
         DataError: the loader yields no image.
     """
+    check_model(model, "evaluate")
+    check_batches(loader, "evaluate")
     if device is not None:
         model.to(device)
     device = device_of(model)
@@ -648,6 +694,8 @@ def collect_operands(model: nn.Module, loader: Iterable[Any], max_pairs_per_op: 
         ``{op_name: int8 array (N, 2)}`` of ``(a, b)`` = (activation, held operand)
         codes in stream order, ``N <= max_pairs_per_op``.
     """
+    check_model(model, "collect_operands")
+    check_batches(loader, "collect_operands")
     if max_pairs_per_op < 2 or pes < 1:
         raise ConfigError(f"collect_operands needs max_pairs_per_op >= 2 and pes >= 1, got {max_pairs_per_op}, {pes}")
     generator = torch.Generator().manual_seed(seed)
@@ -737,6 +785,10 @@ def compare_accuracy(
         ``{"fp32": top1, "int8": top1, "approx": top1}``, each in [0, 1]; with
         ``per_image`` the same keys hold bool arrays.
     """
+    check_model(model, "compare_accuracy")
+    check_batches(calibration_data, "compare_accuracy", tensor_ok=True)
+    check_batches(loader, "compare_accuracy")
+    _check_num_batches(num_batches, "compare_accuracy")
     target = resolve_device(device)
     table = resolve_config(model, config, exclude)
     approximated = {op: m for op, m in table.items() if m != FP32}

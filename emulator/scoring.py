@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from axhw.emulator.conversion import check_batches, check_model
 from axhw.errors import DataError
 
 __all__ = ["correct_per_image"]
@@ -27,6 +28,8 @@ def correct_per_image(model: nn.Module, loader: Iterable[Any], device: str | tor
     Raises:
         DataError: the loader yields no image.
     """
+    check_model(model, "correct_per_image")
+    check_batches(loader, "correct_per_image")
     if device is not None:
         model.to(device)
     target = next((p.device for p in model.parameters()), torch.device("cpu"))

@@ -62,6 +62,9 @@ def _resolve_model(model: Any, model_name: str | None) -> tuple[str, Any]:
         from axhw.models import load_model
 
         return model, load_model(model)
+    from axhw.emulator.conversion import check_model
+
+    check_model(model, "run")
     return model_name or type(model).__name__, model
 
 

@@ -20,6 +20,7 @@ same scales).  Tolerances:
 from __future__ import annotations
 
 import copy
+import re
 
 import numpy as np
 import pytest
@@ -43,7 +44,8 @@ from axhw.emulator import (
     set_grad_mode,
     set_multipliers,
 )
-from axhw.errors import ConfigError, DatabaseError, DataError
+from axhw.emulator.scoring import correct_per_image
+from axhw.errors import ArgumentTypeError, ConfigError, DatabaseError, DataError
 from _emulator_doubles import APPROX, MUL4
 
 #: (timm name, constructor overrides that shrink the model but keep every layer type, input side in
@@ -329,3 +331,25 @@ def test_emulation_on_the_gpu_agrees_with_the_cpu(fake_library, multiplier):
     # float ops (LayerNorm, GELU, softmax) differ in the last bits between devices and can move a
     # value across a rounding boundary of the next quantizer: a few 1-LSB flips, not a wrong product
     assert float((got - want).abs().max()) <= 0.05 * float(want.abs().max()), (got, want)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda m, x: approximate("deit_tiny_patch16_224", "exact", x), "approximate: model must be a torch nn.Module, got str; load"),
+    (lambda m, x: list_ops(m.state_dict()), "list_ops: model must be a torch nn.Module, got OrderedDict"),
+    (lambda m, x: approximate(m, "exact", None), "approximate: data must be an iterable of (images, labels) batches"),
+    (lambda m, x: approximate(m, "exact", "data/calib"), "got str"),
+    (lambda m, x: approximate(m, "exact", x, num_batches="4"), "num_batches must be an int or None, got str"),
+    (lambda m, x: evaluate(m, 3), "evaluate: data must be an iterable"),
+    (lambda m, x: correct_per_image(m, x), "correct_per_image: data must be an iterable"),
+])
+def test_python_api_type_mistakes_are_one_line_errors(call, message):
+    # A wrong type fails before any work with the function's name and what it expected;
+    # it is also a TypeError, so callers catching the built-in keep working.
+    with pytest.raises(ArgumentTypeError, match=re.escape(message)) as info:
+        call(tiny_vit(), _image(32))
+    assert isinstance(info.value, TypeError) and "\n" not in str(info.value)
+
+
+def test_num_batches_must_be_positive():
+    with pytest.raises(ConfigError, match="num_batches must be at least 1"):
+        approximate(tiny_vit(), "exact", _image(32), num_batches=0)

@@ -105,6 +105,8 @@ def test_search_refuses_to_select_on_test_or_train():
             run("default", "digits", ["exact"], eval_split=split, progress=False)
     with pytest.raises(ConfigError, match="holdout_split"):
         run("default", "digits", ["exact"], eval_split="val", holdout_split="val", progress=False)
+    with pytest.raises(ConfigError, match="run: model must be a torch nn.Module, got int"):
+        run(3, "digits", ["exact"], progress=False)
 
 
 def test_retraining_flow_never_reads_test(test_split_guard, tmp_path):
