@@ -28,7 +28,7 @@ import numbers
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Final, Iterable
+from typing import Any, Final, Iterable, Mapping
 
 import numpy as np
 import torch
@@ -308,6 +308,13 @@ def retrain_config(
                    calib_batches=calib_batches)
     if isinstance(config, str):
         config = {"*": config}
+    if not isinstance(config, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in config.items()):
+        raise ConfigError(f"config must map layer-name globs to multiplier names, got {config!r}")
+    config = dict(config)
+    from axhw import library
+
+    for name in sorted(set(config.values()) - {"exact", "fp32"}):
+        library.load(name)  # an unknown or stale multiplier fails before any model is built or measured
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     device = torch.device(device) if device is not None else torch.device("cpu")
