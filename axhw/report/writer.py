@@ -264,7 +264,9 @@ def _retrained_row(content: ReportContent) -> list[str]:
                 _pct(float(rt["accuracy"])), "n/a (no per-image outcomes)", "no interval"]
     from axhw.stats import DropEstimate
 
-    settings = ", ".join(f"{k}={rt[k]}" for k in ("grad", "epochs", "best_epoch", "lr") if rt.get(k) is not None)
+    settings = ", ".join(text for key, text in (("grad", f"grad={rt.get('grad')}"), ("epochs", f"epochs={rt.get('epochs')}"),
+                                                ("best_epoch", f"kept epoch {rt.get('best_epoch')} (chosen on val)"),
+                                                ("lr", f"lr={rt.get('lr')}")) if rt.get(key) is not None)
     d = rt.get("drop")
     drop = DropEstimate(**d) if d else None
     return [f"{label} ({settings}; measured by this report)", f"{rt['split']} ({rt['n_images']}), untouched",
@@ -285,7 +287,7 @@ def _retrained_note(content: ReportContent) -> Note | None:
     rec = rt.get("recorded") or {}
     text = (f"The after-retraining row was measured by this report: the `{rt['grad']}` weights `{rt['weights']}` "
             f"(sha256 `{rt['weights_sha256'][:16]}…`) of `{rt['summary']}`, rebuilt with the chosen configuration and "
-            f"scored on the `{rt['split']}` split, image for image the images of the int8 row, so its drop is paired.")
+            f"scored on the `{rt['split']}` split: the same images as the int8 row on `{rt['split']}`, so its drop is paired.")
     if rec.get("accuracy") is not None:
         same = rec.get("split") == rt["split"] and rec.get("n_images") == rt["n_images"]
         text += (f" The summary records {_pct(rec['accuracy'])} on {rec.get('n_images')} `{rec.get('split')}` images"
