@@ -160,3 +160,35 @@ def test_bad_retrained_inputs_are_one_line_errors(chain, tmp_path):
     (copy / "summary.json").write_text(json.dumps(summary))
     with pytest.raises(ConfigError, match="keep the retraining folder whole"):
         score_retrained(result, copy)
+
+
+def test_cli_passes_grad_device_and_backend_to_the_measurement(chain, tmp_path, monkeypatch, capsys):
+    import torch
+
+    import axhw.search.retrained
+    from axhw.cli import main
+
+    result, out = chain
+    path = result.save(tmp_path / "result.json")
+    seen = {}
+    real = axhw.search.retrained.score_retrained
+
+    def capture(*args, **kwargs):
+        seen.update(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(axhw.search.retrained, "score_retrained", capture)
+    assert main(["--threads", "1", "report", str(path), "-o", str(tmp_path / "rep"), "--retrained", str(out),
+                 "--retrained-grad", "ste", "--device", "cpu", "--backend", "numba_cpu"]) == 0
+    assert seen == {"grad": "ste", "device": "cpu", "backend": "numba_cpu"}
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "--retrained-grad ste --device cpu --backend numba_cpu" in md  # the command, for reproduction
+    capsys.readouterr()
+    if not torch.cuda.is_available():
+        assert main(["report", str(path), "-o", str(tmp_path / "rep2"), "--retrained", str(out), "--device", "cuda"]) == 2
+        err = capsys.readouterr().err
+        assert "cuda" in err.lower() and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    with pytest.raises(SystemExit):
+        main(["report", str(path), "-o", str(tmp_path / "rep3"), "--retrained-grad", "sgd"])
+    assert main(["report", str(path), "-o", str(tmp_path / "rep3"), "--retrained-grad", "ste"]) == 2
+    assert "give --retrained too" in capsys.readouterr().err
