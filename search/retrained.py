@@ -95,7 +95,8 @@ def _check_same_run(result: Any, loaded: Any) -> None:
                           "its accuracy would not be on the result's images")
     if loaded.model_name != result.model_name:
         raise ConfigError(f"{where}: retrained model {loaded.model_name!r}, but the search result is of "
-                          f"{result.model_name!r}")
+                          f"{result.model_name!r} (a search given a model object records its class name unless "
+                          "run(..., model_name=...) names it)")
     chosen = dict(result.best().config)
     ops = sorted(set(chosen) | set(loaded.config))
     differ = [op for op in ops if loaded.config.get(op, FP32) != chosen.get(op, FP32)]
