@@ -45,7 +45,7 @@ from axhw.emulator.layers import (
     load_lut,
 )
 from axhw.emulator.finetune import RetrainResult, model_fingerprint, retrain
-from axhw.emulator.retraining import RetrainReport, retrain_config
+from axhw.emulator.retraining import RetrainedModel, RetrainReport, load_retrained, retrain_config
 from axhw.emulator.quantization import (
     CALIBRATORS,
     Calibrator,
@@ -94,6 +94,7 @@ __all__ = [
     "list_ops",
     "load_config",
     "load_lut",
+    "load_retrained",
     "model_fingerprint",
     "model_input_size",
     "prepare",
@@ -103,6 +104,7 @@ __all__ = [
     "resolve_device",
     "retrain",
     "retrain_config",
+    "RetrainedModel",
     "set_backend",
     "set_grad_mode",
     "set_multipliers",

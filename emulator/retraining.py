@@ -11,6 +11,11 @@
   95 % interval of its drop on the same images (:mod:`axhw.stats`).
 
 The caller's model is never moved or changed: the run loads its own copy.
+
+:func:`load_retrained` reads a run back: from ``summary.json`` (or its folder) it
+rebuilds the approximated model and loads the retrained weights of one gradient
+method, so a later stage (``axhw report --retrained``) measures them itself instead
+of trusting the number the summary records.
 """
 
 from __future__ import annotations
@@ -19,10 +24,11 @@ import copy
 import io
 import json
 import math
+import numbers
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Final, Iterable
+from typing import Any, Final, Iterable, Mapping
 
 import numpy as np
 import torch
@@ -34,9 +40,11 @@ from axhw.stats import DropEstimate, pack_outcomes, paired_drop, unpack_outcomes
 
 from axhw.emulator.finetune import RetrainResult, model_fingerprint, retrain
 
-__all__ = ["RetrainReport", "retrain_config", "REPORT_SPLITS"]
+__all__ = ["RetrainReport", "RetrainedModel", "retrain_config", "load_retrained", "check_settings", "chosen_grad",
+           "REPORT_SPLITS"]
 
-_SCHEMA: Final[int] = 2
+# 3: num_classes recorded (schema 2 summaries are still read: their classes come from the data)
+_SCHEMA: Final[int] = 3
 #: Splits a retraining run may report on (never the ones it fits or chooses on).
 REPORT_SPLITS: Final[tuple[str, ...]] = ("test", "search")
 _NAMES: Final[dict[str, str]] = {"fp32": "fp32", "int8": "int8 (exact multiplier)", "approx": "approximate",
@@ -62,6 +70,7 @@ class RetrainReport:
         n_images: images of that split.
         outcomes: ``fp32``/``int8``/``approx``/grad -> per-image correctness packed by
             :func:`axhw.stats.pack_outcomes` (what the intervals are computed from).
+        num_classes: classifier outputs of the model (what :func:`load_retrained` rebuilds).
     """
 
     model: str
@@ -77,6 +86,7 @@ class RetrainReport:
     split: str = "test"
     n_images: int = 0
     outcomes: dict[str, str] = field(default_factory=dict)
+    num_classes: int | None = None
 
     def recovered(self, grad: str) -> float:
         """Fraction of the accuracy lost to approximation that retraining won back.
@@ -188,6 +198,31 @@ def _plot_runs(runs: dict[str, RetrainResult], path: Path) -> Path:
     return atomic_write_bytes(path, buffer.getvalue())
 
 
+def check_settings(*, epochs: int = 1, steps: int | None = None, lr: float = 5e-5, batch_size: int = 64,
+                   eval_size: int | None = None, calib_batches: int | None = None, flags: bool = False) -> None:
+    """Refuse retraining numbers that cannot run, before any model is built.
+
+    Args:
+        epochs, steps, lr, batch_size, eval_size, calib_batches: as :func:`retrain_config`.
+        flags: name them as the CLI does (``--epochs``) instead of as keywords (``epochs``).
+
+    Raises:
+        ConfigError: one line naming the setting, what it got and what it takes.
+    """
+    def name(keyword: str) -> str:
+        return "--" + keyword.replace("_", "-") if flags else keyword
+
+    if steps is None and (not isinstance(epochs, numbers.Integral) or epochs < 1):
+        raise ConfigError(f"{name('epochs')} must be at least 1, got {epochs} (or give {name('steps')})")
+    if steps is not None and (not isinstance(steps, numbers.Integral) or steps < 1):
+        raise ConfigError(f"{name('steps')} must be at least 1, got {steps}")
+    if not (isinstance(lr, numbers.Real) and math.isfinite(lr) and lr > 0):
+        raise ConfigError(f"{name('lr')} must be a positive learning rate, got {lr}")
+    for keyword, value in (("batch_size", batch_size), ("eval_size", eval_size), ("calib_batches", calib_batches)):
+        if value is not None and (not isinstance(value, numbers.Integral) or value < 1):
+            raise ConfigError(f"{name(keyword)} must be at least 1, got {value}")
+
+
 def _check(grads: tuple[str, ...], report_split: str) -> None:
     for grad in grads:
         if grad not in ("ste", "lut"):
@@ -259,7 +294,8 @@ def retrain_config(
         :class:`RetrainReport`.
 
     Raises:
-        ConfigError, DataError, DatabaseError: bad config, split, data, model or multiplier name.
+        ConfigError, DataError, DatabaseError: bad config, split, data, model or multiplier name;
+            a setting that cannot run (see :func:`check_settings`).
     """
     from axhw.data import get_loader, num_classes
     from axhw.models import load_model
@@ -268,12 +304,22 @@ def retrain_config(
 
     grads = tuple(grads)
     _check(grads, report_split)
+    check_settings(epochs=epochs, steps=steps, lr=lr, batch_size=batch_size, eval_size=eval_size,
+                   calib_batches=calib_batches)
     if isinstance(config, str):
         config = {"*": config}
+    if not isinstance(config, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in config.items()):
+        raise ConfigError(f"config must map layer-name globs to multiplier names, got {config!r}")
+    config = dict(config)
+    from axhw import library
+
+    for name in sorted(set(config.values()) - {"exact", "fp32"}):
+        library.load(name)  # an unknown or stale multiplier fails before any model is built or measured
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     device = torch.device(device) if device is not None else torch.device("cpu")
-    base = load_model(model, checkpoint=checkpoint, num_classes=num_classes(data)).to(device)
+    classes = num_classes(data)
+    base = load_model(model, checkpoint=checkpoint, num_classes=classes).to(device)
     channels, height, _ = model_input_size(base)
 
     def loader(split: str, shuffle: bool = False, limit: int | None = None):
@@ -291,7 +337,7 @@ def retrain_config(
     measured["approx"] = score(ax)
     report = RetrainReport(model=model, data=data, config=dict(config), fp32_accuracy=measured["fp32"][0],
                            int8_accuracy=measured["int8"][0], approx_accuracy=measured["approx"][0],
-                           split=report_split, n_images=int(measured["int8"][1].size))
+                           split=report_split, n_images=int(measured["int8"][1].size), num_classes=classes)
     report.seconds["evaluate"] = round(time.perf_counter() - t0, 1)
     train, val = loader("train", shuffle=True), loader("val", limit=eval_size)
     for grad in grads:
@@ -306,3 +352,155 @@ def retrain_config(
     report.outcomes = {name: pack_outcomes(correct) for name, (_, correct) in measured.items()}
     _write_summary(report, out, model, data, config)
     return report
+
+
+@dataclass(frozen=True)
+class RetrainedModel:
+    """A retrained model read back from a retraining run's ``summary.json``.
+
+    Attributes:
+        model: the approximated model holding the retrained weights, converted (integer
+            path) and in eval mode.
+        grad: the gradient method whose weights these are (``"ste"`` or ``"lut"``).
+        summary_path: the ``summary.json`` read.
+        weights_path: the weights file loaded.
+        weights_sha256: its SHA-256.
+        model_name: model name recorded in the summary.
+        data: data spec recorded in the summary.
+        config: the per-op table the loaded model applies (op -> multiplier or ``"fp32"``),
+            read from the model itself after loading, not from the summary.
+        summary: the summary's JSON object (what ``retrain_config`` recorded).
+    """
+
+    model: nn.Module
+    grad: str
+    summary_path: Path
+    weights_path: Path
+    weights_sha256: str
+    model_name: str
+    data: str
+    config: dict[str, str]
+    summary: dict[str, Any]
+
+    @property
+    def run(self) -> dict[str, Any]:
+        """The recorded :class:`RetrainResult` of :attr:`grad`, as JSON (empty when not recorded)."""
+        runs = self.summary.get("runs")
+        run = runs.get(self.grad) if isinstance(runs, dict) else None
+        return run if isinstance(run, dict) else {}
+
+
+def _read_summary(path: Path) -> tuple[Path, dict[str, Any]]:
+    """``(summary.json path, its object)`` from the file or the folder ``retrain_config`` wrote."""
+    file = path / "summary.json" if path.is_dir() else path
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: no such retraining summary (give the summary.json or the --out folder of "
+                          "`axhw retrain`)") from exc
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{file}: cannot read it as JSON ({exc})") from exc
+    needed = ("model", "data", "config", "retrained_accuracy", "files")
+    if not isinstance(data, dict) or any(key not in data for key in needed):
+        raise ConfigError(f"{file}: not the summary.json of `axhw retrain` (expected the keys {', '.join(needed)})")
+    if not isinstance(data["retrained_accuracy"], dict) or not data["retrained_accuracy"]:
+        raise ConfigError(f"{file}: the retraining summary has no retrained model (did the run finish?)")
+    return file, data
+
+
+def chosen_grad(summary: dict[str, Any]) -> str:
+    """The gradient method of a summary whose kept epoch scored best on val (never on the reported split)."""
+    runs = summary.get("runs") if isinstance(summary.get("runs"), dict) else {}
+
+    def val(grad: str) -> float:
+        run = runs.get(grad) if isinstance(runs.get(grad), dict) else {}
+        history, best = run.get("val_accuracy") or [], run.get("best_epoch")
+        if not history:
+            return -math.inf
+        return float(history[best] if isinstance(best, int) and 0 <= best < len(history) else history[-1])
+
+    return max(summary["retrained_accuracy"], key=val)
+
+
+def _architecture(name: str, classes: int) -> nn.Module:
+    """The float model ``name`` with ``classes`` outputs, untrained (its weights come from the retrained file)."""
+    from axhw.models import DEFAULT_MODEL_NAME, build_default
+
+    if name == DEFAULT_MODEL_NAME:
+        return build_default(num_classes=classes).eval()
+    import timm
+
+    if not timm.is_model(name):
+        raise ConfigError(f"the retraining summary names model {name!r}, which is neither 'default' nor a timm model")
+    return timm.create_model(name, pretrained=False, num_classes=classes).eval()
+
+
+def load_retrained(
+    summary: str | Path,
+    grad: str | None = None,
+    *,
+    device: str | torch.device | None = None,
+    backend: str = "auto",
+) -> RetrainedModel:
+    """Rebuild the retrained model a :func:`retrain_config` run saved.
+
+    The model named in the summary is built with the summary's number of classes (or
+    the data's, for summaries before it was recorded), prepared with the summary's layer
+    config and given the saved weights, calibration scales and multipliers; nothing is
+    calibrated or trained again.  The weights are looked for beside the summary
+    (``<grad>/model.pt``), then at the path the summary records.
+
+    Args:
+        summary: ``summary.json`` or the folder holding it (``axhw retrain --out``).
+        grad: the gradient method to load (``None``: the one whose kept epoch scored
+            best on val, see :func:`chosen_grad`).
+        device: where the model lives (``None``: CPU).
+        backend: kernel backend of the approximate ops.
+
+    Returns:
+        :class:`RetrainedModel`.
+
+    Raises:
+        ConfigError: not a retraining summary, an unknown ``grad``, a missing weights
+            file, or weights that do not fit the model the summary describes.
+        DataError, DatabaseError: the data or a multiplier of the config cannot be found.
+    """
+    from axhw.data import num_classes
+    from axhw.io import sha256_file
+
+    from axhw.emulator.conversion import _ax_ops, prepare, resolve_device
+    from axhw.emulator.layers import FP32
+
+    file, data = _read_summary(Path(summary))
+    grad = chosen_grad(data) if grad is None else grad
+    if grad not in data["retrained_accuracy"]:
+        raise ConfigError(f"{file}: no retrained model for grad {grad!r}; it has {', '.join(data['retrained_accuracy'])}")
+    recorded = (data.get("files") or {}).get(f"weights_{grad}")
+    weights = next((p for p in (file.parent / grad / "model.pt", Path(recorded) if recorded else None)
+                    if p is not None and p.is_file()), None)
+    if weights is None:
+        raise ConfigError(f"{file}: the {grad} weights are neither at {file.parent / grad / 'model.pt'} nor at "
+                          f"{recorded}; keep the retraining folder whole")
+    target = resolve_device(device) or torch.device("cpu")
+    classes = int(data.get("num_classes") or num_classes(str(data["data"])))
+    base = _architecture(str(data["model"]), classes)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "every layer fp32": the weights say what the run applied
+        net = prepare(base, dict(data["config"]), backend=backend, inplace=True, device=target)
+    try:
+        state = torch.load(weights, map_location=target, weights_only=True)
+        net.load_state_dict(state)
+    except (RuntimeError, KeyError, ValueError, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"{weights}: these weights do not fit model {data['model']!r} with the summary's config "
+                          f"({first})") from exc
+    ops = dict(_ax_ops(net))  # AxMatmul products sit at "<attn>.qk" / "<attn>.av", their op names
+    for op in ops.values():
+        op.calibrating = False  # the loaded buffers hold the frozen scales of the run
+    # the multipliers the weights carry (their extra state), not the summary's word for them
+    applied = {op: str(ops[op].multiplier) if op in ops else FP32 for op in net.axhw_config_}
+    net.axhw_config_ = applied
+    return RetrainedModel(net.eval(), grad, file, weights, sha256_file(weights), str(data["model"]), str(data["data"]),
+                          applied, data)

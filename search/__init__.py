@@ -14,6 +14,7 @@ from axhw.search.mcts import MCTS, rollout_policy
 from axhw.search.pareto import hypervolume, hypervolume_curve, pareto_front
 from axhw.search.problem import SearchProblem
 from axhw.search.result import Evaluation, SearchResult
+from axhw.search.retrained import RetrainedScore, score_retrained
 from axhw.search.sensitivity import profile_sensitivity, sensitivity_configs
 from axhw.search.space import EXACT, SearchSpace, efficient_candidates, hardware_cost
 from axhw.search.surrogate import AccuracySurrogate, ConfigFeatures, make_surrogate, surrogate_metrics
@@ -27,6 +28,8 @@ __all__ = [
     "ResolutionWarning",
     "load_split",
     "score_holdout",
+    "score_retrained",
+    "RetrainedScore",
     "cross_validated_surrogate_metrics",
     "SearchSpace",
     "EXACT",

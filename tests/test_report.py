@@ -286,37 +286,33 @@ def test_result_round_trip_and_cli(result, tmp_path, capsys):
     assert "94.90 %" in (tmp_path / "rep" / "report.md").read_text()
 
 
-def test_report_reads_retrains_summary_and_percent(result, tmp_path, capsys):
-    """`axhw retrain --config RESULT.json` writes summary.json; `axhw report --retrained` reads it as is."""
+def test_retrained_summary_without_its_weights_and_typed_percent(result, tmp_path, capsys):
+    """`--retrained` measures the summary's weights (tests/test_report_retrained.py); a typed accuracy is labelled so."""
     from axhw.cli import main
     from axhw.emulator import RetrainReport, RetrainResult
-    from axhw.stats import pack_outcomes
 
     path = result.save(tmp_path / "result.json")
-    n = 200
     retrained = RetrainReport(
         model="default", data="digits", config=dict(result.best().config), fp32_accuracy=0.96, int8_accuracy=0.955,
-        approx_accuracy=0.9, retrained_accuracy={"lut": 0.945}, n_images=n,
-        runs={"lut": RetrainResult("lut", 1e-4, epochs=3, val_accuracy=[0.9, 0.94], best_epoch=1)},
-        outcomes={"int8": pack_outcomes([i >= 9 for i in range(n)]), "lut": pack_outcomes([i >= 11 for i in range(n)])})
+        approx_accuracy=0.9, retrained_accuracy={"lut": 0.945}, n_images=200,
+        runs={"lut": RetrainResult("lut", 1e-4, epochs=3, val_accuracy=[0.9, 0.94], best_epoch=1)})
     summary = tmp_path / "summary.json"
     summary.write_text(json.dumps(retrained.to_json()))
-    assert main(["report", str(path), "-o", str(tmp_path / "rep"), "--retrained", str(summary)]) == 0
-    assert "warning" not in capsys.readouterr().err
-    config = json.loads((tmp_path / "rep" / "config.json").read_text())
-    assert config["accuracy"]["retrained"] == pytest.approx(0.945)
-    assert config["retraining"]["grad"] == "lut" and config["retraining"]["n_images"] == n
-    assert "94.50" in (tmp_path / "rep" / "report.md").read_text()
-    # another assignment than the chosen one is said, not silently reported
-    other = {op: ("exact" if m != "exact" else result.candidates[-1]) for op, m in result.best().config.items()}
-    summary.write_text(json.dumps({**retrained.to_json(), "config": other}))
-    assert main(["report", str(path), "-o", str(tmp_path / "rep2"), "--retrained", str(summary)]) == 0
-    assert "retrained another assignment" in capsys.readouterr().err
-    # a typed accuracy is in percent, like every accuracy the CLI prints
+    # a summary's number alone is not reported: without the weights beside it there is nothing to measure
+    assert main(["report", str(path), "-o", str(tmp_path / "rep"), "--retrained", str(summary)]) == 2
+    assert "lut weights are neither at" in capsys.readouterr().err
+    # a typed accuracy is in percent, like every accuracy the CLI prints, and is said to be typed in
     assert main(["report", str(path), "-o", str(tmp_path / "rep3"), "--retrained-accuracy", "94.9"]) == 0
-    assert "94.90 %" in (tmp_path / "rep3" / "report.md").read_text()
+    md = (tmp_path / "rep3" / "report.md").read_text()
+    assert "94.90 %" in md and "typed in, not measured" in md
+    config = json.loads((tmp_path / "rep3" / "config.json").read_text())
+    assert config["retraining"] == {"source": "typed", "accuracy": pytest.approx(0.949)}
     assert main(["report", str(path), "-o", str(tmp_path / "rep4"), "--retrained-accuracy", "140"]) == 2
     assert "percent" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # one or the other: a typed number never replaces a measured one
+        main(["report", str(path), "-o", str(tmp_path / "rep5"), "--retrained", str(summary),
+              "--retrained-accuracy", "94.9"])
+    assert "not allowed with argument" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("case", ["truncated", "schema", "not_a_result", "missing"])

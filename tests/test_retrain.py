@@ -273,3 +273,34 @@ def test_cli_retrain_writes_summary_and_resumes(tmp_path, capsys):
     bad.write_text("[1, 2]")
     assert main(["retrain", "--config", str(bad), "--out", str(out)]) == 2
     assert "must hold a JSON object" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("settings, keyword", [
+    ({"epochs": 0}, "epochs"), ({"steps": 0}, "steps"), ({"lr": 0.0}, "lr"), ({"lr": float("nan")}, "lr"),
+    ({"batch_size": 0}, "batch_size"), ({"eval_size": -1}, "eval_size"), ({"calib_batches": 0}, "calib_batches"),
+])
+def test_retrain_config_refuses_bad_settings_like_the_cli(settings, keyword, tmp_path, capsys):
+    """The Python API checks what `axhw retrain` checks, in one line, before any model is built or anything written."""
+    from axhw.cli import main
+    from axhw.emulator import retrain_config
+
+    out = tmp_path / "never"
+    with pytest.raises(ConfigError, match=rf"^{keyword} must be") as caught:
+        retrain_config("exact", out_dir=out, progress=False, **settings)
+    assert "\n" not in str(caught.value) and not out.exists()
+    flag = "--" + keyword.replace("_", "-")
+    if keyword != "calib_batches":  # the CLI counts calibration in images (--calib-size, checked on its own)
+        assert main(["retrain", "--multiplier", "exact", flag, str(next(iter(settings.values()))), "--out", str(out)]) == 2
+        assert f"{flag} must be" in capsys.readouterr().err
+
+
+def test_retrain_config_refuses_an_unknown_multiplier_before_measuring(tmp_path, monkeypatch):
+    from axhw.emulator import retrain_config
+    from axhw.errors import DatabaseError
+    import axhw.models
+
+    monkeypatch.setattr(axhw.models, "load_model", lambda *a, **k: pytest.fail("a model was built"))
+    with pytest.raises(DatabaseError, match="no_such_design"):
+        retrain_config({"*": "exact", "blocks.1.*": "no_such_design"}, out_dir=tmp_path / "never", progress=False)
+    with pytest.raises(ConfigError, match="config must map"):
+        retrain_config({"*": 3}, out_dir=tmp_path / "never", progress=False)

@@ -1,8 +1,9 @@
 """What lets one stage read the file the previous one wrote, and the CLI's shared units.
 
 ``search`` writes a SearchResult JSON, ``report`` writes ``config.json`` and ``retrain``
-writes ``summary.json``; :func:`layer_config` and :func:`retrained_info` turn those into
-what the next stage takes, so no number or assignment has to be copied by hand.
+writes ``summary.json``; :func:`layer_config` turns the first two into the layer config
+``retrain`` takes, and ``report --retrained`` reads the summary's weights and measures
+them (:func:`axhw.search.score_retrained`), so no number or assignment is copied by hand.
 """
 
 from __future__ import annotations
@@ -12,23 +13,11 @@ import json
 import math
 import warnings
 from pathlib import Path
-from typing import Any
 
 from axhw.errors import ConfigError
 
 REPORT_CONFIG_KIND = "axhw.report.AcceleratorConfig"
 SEARCH_RESULT_KIND = "axhw.search.SearchResult"
-
-
-def _read_json(path: Path, flag: str) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{flag} {path}: no such file") from exc
-    except OSError as exc:
-        raise ConfigError(f"{flag} {path}: cannot read it ({exc.strerror or exc})") from exc
-    except ValueError as exc:
-        raise ConfigError(f"{flag} {path}: not valid JSON ({exc})") from exc
 
 
 def layer_config(path: Path, flag: str = "--config") -> dict[str, str]:
@@ -62,66 +51,6 @@ def layer_config(path: Path, flag: str = "--config") -> dict[str, str]:
             raise ConfigError(f"{flag} {path}: the search result has no evaluated configuration")
         return dict(result.best().config)
     return load_config(path)
-
-
-def retrained_info(path: Path, flag: str = "--retrained") -> dict[str, Any]:
-    """The report's "after retraining" entry from a file.
-
-    Accepts the ``summary.json`` of ``axhw retrain`` (the gradient method whose kept epoch
-    scored best on val is reported, with its split, image count, Wilson interval and
-    paired drop below int8) or a JSON object with ``accuracy`` as a fraction in [0, 1].
-
-    Raises:
-        ConfigError: the file is missing, not JSON, not an object, or a summary without
-            any retrained accuracy.
-    """
-    data = _read_json(path, flag)
-    if not isinstance(data, dict):
-        raise ConfigError(f"{flag} {path}: expected the summary.json of `axhw retrain` or a JSON object "
-                          "with an 'accuracy' key")
-    if "retrained_accuracy" not in data:
-        return data
-    from axhw.stats import paired_drop, unpack_outcomes, wilson_interval  # numpy only: report stays torch-free
-
-    accuracies = data.get("retrained_accuracy")
-    runs = data.get("runs") if isinstance(data.get("runs"), dict) else {}
-    if not isinstance(accuracies, dict) or not accuracies:
-        raise ConfigError(f"{flag} {path}: the retraining summary has no retrained accuracy (did the run finish?)")
-
-    def val(grad: str) -> float:  # chosen on val, never on the reported split
-        run = runs.get(grad) if isinstance(runs.get(grad), dict) else {}
-        history, best = run.get("val_accuracy") or [], run.get("best_epoch")
-        if not history:
-            return -math.inf
-        return float(history[best] if isinstance(best, int) and 0 <= best < len(history) else history[-1])
-
-    try:
-        grad = max(accuracies, key=val)
-        accuracy, n = float(accuracies[grad]), int(data.get("n_images") or 0)
-        info: dict[str, Any] = {"accuracy": accuracy, "grad": grad, "split": data.get("split", "test"),
-                                "n_images": n}
-        if isinstance(runs.get(grad), dict) and "epochs" in runs[grad]:
-            info["epochs"] = int(runs[grad]["epochs"])
-        if n:
-            lo, hi = wilson_interval(int(round(accuracy * n)), n)
-            info["interval"] = [lo, hi]
-        outcomes = data.get("outcomes") or {}
-        if n and "int8" in outcomes and grad in outcomes:
-            drop = paired_drop(unpack_outcomes(outcomes["int8"], n), unpack_outcomes(outcomes[grad], n))
-            info["drop"] = {"drop": drop.drop, "lower": drop.lower, "upper": drop.upper}
-    except (TypeError, ValueError, AttributeError) as exc:
-        raise ConfigError(f"{flag} {path}: not a retraining summary this axhw can read ({exc})") from exc
-    return info
-
-
-def retrained_config(path: Path) -> dict[str, str] | None:
-    """The layer config a retraining ``summary.json`` applied (``None`` for any other file)."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    config = data.get("config") if isinstance(data, dict) and "retrained_accuracy" in data else None
-    return dict(config) if isinstance(config, dict) else None
 
 
 def percent(value: float, flag: str) -> float:

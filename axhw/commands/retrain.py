@@ -50,20 +50,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _check_args(args: argparse.Namespace, config: dict[str, str]) -> None:
     """Refuse bad numbers, paths and multiplier names before any model is built or evaluated."""
-    import math
-
     from axhw import library
     from axhw.data import parse_spec
+    from axhw.emulator.retraining import check_settings
 
-    if args.steps is None and args.epochs < 1:
-        raise ConfigError(f"--epochs must be at least 1, got {args.epochs} (or give --steps)")
-    if args.steps is not None and args.steps < 1:
-        raise ConfigError(f"--steps must be at least 1, got {args.steps}")
-    if not (math.isfinite(args.lr) and args.lr > 0):
-        raise ConfigError(f"--lr must be a positive learning rate, got {args.lr}")
-    for flag, value in (("--batch-size", args.batch_size), ("--eval-size", args.eval_size)):
-        if value is not None and value < 1:
-            raise ConfigError(f"{flag} must be at least 1, got {value}")
+    check_settings(epochs=args.epochs, steps=args.steps, lr=args.lr, batch_size=args.batch_size,
+                   eval_size=args.eval_size, flags=True)  # the Python API's own checks, in the CLI's names
     if args.weights is not None and not args.weights.is_file():
         raise ConfigError(f"--weights {args.weights}: no such file")
     if args.out.exists() and not args.out.is_dir():

@@ -20,7 +20,7 @@ from axhw.errors import AxhwError, DatabaseError
 from axhw.io import sha256_file
 from axhw.records import DEFAULT_LIBERTY
 
-__all__ = ["KIND_LABELS", "MultiplierInfo", "OpRow", "ReportContent", "gather", "resolve_multiplier",
+__all__ = ["KIND_LABELS", "MultiplierInfo", "OpRow", "ReportContent", "gather", "retrained_entry", "resolve_multiplier",
            "searched_hashes", "searched_energies", "package_versions"]
 
 #: Display name of each op kind of :func:`axhw.emulator.layers`.
@@ -127,8 +127,8 @@ class ReportContent:
             all-``reference``, recomputed from the per-op energies (``None`` when unknown).
         flags: report-wide warnings (missing/stale multipliers, mismatches).
         notes: report-wide remarks that are not problems (e.g. unrecorded operand-aware energies).
-        retrained: the caller's retraining summary (``accuracy`` in [0, 1] plus any
-            settings), or ``None``.
+        retrained: the "after retraining" entry (:func:`retrained_entry`): ``source``
+            ``"measured"`` (by this report, on the held-out split) or ``"typed"``; or ``None``.
         command: the command that wrote the report, or ``None``.
         versions_now: distribution -> version at report time (plus ``python``, ``platform``).
         energy_source: where the per-op energies come from (``"search"``: the result's
@@ -327,29 +327,50 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def gather(result: Any, *, retrained: Mapping[str, Any] | None = None, command: str | None = None) -> ReportContent:
+def retrained_entry(retrained: Any) -> dict[str, Any]:
+    """The report's "after retraining" entry: a measured score's JSON, or a typed-in accuracy labelled so.
+
+    Args:
+        retrained: a :class:`~axhw.search.RetrainedScore` (measured by
+            :func:`~axhw.search.score_retrained`), or a mapping with ``accuracy`` as a
+            fraction in [0, 1] plus settings to print: a number measured elsewhere, reported
+            as typed in (``source: "typed"``), without interval or paired drop.
+
+    Raises:
+        ConfigError: a mapping without a valid ``accuracy``.
+    """
+    from axhw.errors import ConfigError
+
+    if hasattr(retrained, "to_json") and hasattr(retrained, "weights_sha256"):
+        return retrained.to_json()
+    acc = retrained.get("accuracy") if isinstance(retrained, Mapping) else None
+    if not isinstance(acc, (int, float)) or not 0.0 <= float(acc) <= 1.0:
+        raise ConfigError(
+            f"retrained={retrained!r}: expected the path of a retraining summary.json, or a mapping with 'accuracy' "
+            "as a fraction in [0, 1] (e.g. {'accuracy': 0.973, 'grad': 'lut', 'epochs': 1})"
+        )
+    # a typed number has no images behind it here: any interval or drop given with it is not this report's
+    settings = {k: v for k, v in retrained.items() if k not in ("accuracy", "interval", "drop", "source")}
+    return {"source": "typed", "accuracy": float(acc), **settings}
+
+
+def gather(result: Any, *, retrained: Any = None, command: str | None = None) -> ReportContent:
     """Resolve ``result`` against the database into the numbers and flags the report prints.
 
     Args:
         result: a :class:`~axhw.search.SearchResult`.
-        retrained: accuracy after retraining the chosen configuration (key ``accuracy``,
-            a fraction in [0, 1]) plus any settings to print (``grad``, ``epochs``...).
+        retrained: the chosen configuration after retraining, see :func:`retrained_entry`
+            (``None``: not retrained).
         command: the command line that wrote the report.
 
     Raises:
         ConfigError: ``retrained`` has no valid ``accuracy``.
         DataError: the result has no evaluation to report.
     """
-    from axhw.errors import ConfigError, DataError
+    from axhw.errors import DataError
 
     if retrained is not None:
-        acc = retrained.get("accuracy") if isinstance(retrained, Mapping) else None
-        if not isinstance(acc, (int, float)) or not 0.0 <= float(acc) <= 1.0:
-            raise ConfigError(
-                f"retrained={retrained!r}: expected a mapping with 'accuracy' as a fraction in [0, 1] "
-                "(e.g. {'accuracy': 0.973, 'grad': 'lut', 'epochs': 1})"
-            )
-        retrained = dict(retrained)
+        retrained = retrained_entry(retrained)
     if not result.history:
         raise DataError("the search result has no evaluated configuration; nothing to report")
     chosen = result.best()
@@ -366,6 +387,8 @@ def gather(result: Any, *, retrained: Mapping[str, Any] | None = None, command: 
     energies = searched_energies(result)
 
     flags: list[str] = []
+    if retrained is not None and retrained.get("disagreement"):
+        flags.append(f"after retraining: {retrained['disagreement']}")
     unknown_ops = sorted(set(config) - {op.name for op in result.ops})
     if unknown_ops:
         flags.append(f"the chosen configuration names ops the result's model does not list: {', '.join(unknown_ops)}")

@@ -161,6 +161,9 @@ def _summary(content: ReportContent) -> Section:
     blocks.append(Table(["configuration", "split (images)", "top-1 accuracy [95 % CI]",
                          "drop vs int8 exact, points [paired 95 % CI]", "drop flag"], rows, ["l", "l", "r", "r", "l"]))
     blocks.append(Paragraph(_split_note(r)))
+    note = _retrained_note(content)
+    if note is not None:
+        blocks.append(note)
     chosen_flag = rows[-2][4] if r.holdout_evaluation(c) is not None else rows[2][4]
     if chosen_flag.startswith("not distinguishable"):
         blocks.append(Note(f"the chosen configuration's drop below int8 is {chosen_flag} at 95 %: the images "
@@ -245,19 +248,52 @@ def _accuracy_rows(content: ReportContent) -> list[list[str]]:
     else:
         rows.append([_chosen_label(content), "held-out split", "not measured (the result has no held-out scores)",
                      "", "no interval"])
-    if content.retrained is not None:
-        rt = content.retrained
-        settings = ", ".join(f"{k}={v}" for k, v in rt.items() if k not in ("accuracy", "interval", "drop", "split",
-                                                                              "n_images", "before"))
-        lo_hi = rt.get("interval")
-        d = rt.get("drop")
-        rows.append([f"chosen configuration, after retraining{' (' + settings + ')' if settings else ''}",
-                     f"{rt.get('split', 'unrecorded')} ({rt.get('n_images', '?')})",
-                     _ci(float(rt["accuracy"]), tuple(lo_hi) if lo_hi else None),
-                     f"{d['drop']:.2f} [{d['lower']:.2f}, {d['upper']:.2f}]" if d else "", ""])
-    else:
-        rows.append(["chosen configuration, after retraining", "", "not retrained", "n/a", ""])
+    rows.append(_retrained_row(content))
     return rows
+
+
+def _retrained_row(content: ReportContent) -> list[str]:
+    """The chosen configuration after retraining: measured here, typed in (labelled so), or not retrained."""
+    rt = content.retrained
+    label = "chosen configuration, after retraining"
+    if rt is None:
+        return [label, "", "not retrained", "n/a", ""]
+    if rt.get("source") != "measured":
+        settings = ", ".join(f"{k}={v}" for k, v in rt.items() if k not in ("source", "accuracy"))
+        return [f"{label} (typed in, not measured{'; ' + settings if settings else ''})", "not measured here",
+                _pct(float(rt["accuracy"])), "n/a (no per-image outcomes)", "no interval"]
+    from axhw.stats import DropEstimate
+
+    settings = ", ".join(text for key, text in (("grad", f"grad={rt.get('grad')}"), ("epochs", f"epochs={rt.get('epochs')}"),
+                                                ("best_epoch", f"kept epoch {rt.get('best_epoch')} (chosen on val)"),
+                                                ("lr", f"lr={rt.get('lr')}")) if rt.get(key) is not None)
+    d = rt.get("drop")
+    drop = DropEstimate(**d) if d else None
+    return [f"{label} ({settings}; measured by this report)", f"{rt['split']} ({rt['n_images']}), untouched",
+            _ci(float(rt["accuracy"]), tuple(rt["interval"])),
+            drop.format() if drop is not None else "no paired reference in the result",
+            drop_flag(drop, content.result.max_accuracy_drop)]
+
+
+def _retrained_note(content: ReportContent) -> Note | None:
+    """Where the after-retraining figure comes from."""
+    rt = content.retrained
+    if rt is None:
+        return None
+    if rt.get("source") != "measured":
+        return Note("the accuracy after retraining was typed in (`--retrained-accuracy` or a mapping passed to "
+                    "`write_report`), not measured by this report: it has no image count, interval or paired drop; "
+                    "give `--retrained summary.json` of `axhw retrain` to have it measured")
+    rec = rt.get("recorded") or {}
+    text = (f"The after-retraining row was measured by this report: the `{rt['grad']}` weights `{rt['weights']}` "
+            f"(sha256 `{rt['weights_sha256'][:16]}…`) of `{rt['summary']}`, rebuilt with the chosen configuration and "
+            f"scored on the `{rt['split']}` split: the same images as the int8 row on `{rt['split']}`, so its drop is paired.")
+    if rec.get("accuracy") is not None:
+        same = rec.get("split") == rt["split"] and rec.get("n_images") == rt["n_images"]
+        text += (f" The summary records {_pct(rec['accuracy'])} on {rec.get('n_images')} `{rec.get('split')}` images"
+                 + ("; it disagrees (see the warning above)." if rt.get("disagreement") else
+                    "; the same." if same else "; other images, not compared."))
+    return Note(text)
 
 
 def _split_note(r: Any) -> str:
@@ -516,7 +552,10 @@ def write_report(
     result: Any,
     out_dir: str | os.PathLike,
     *,
-    retrained: Mapping[str, Any] | None = None,
+    retrained: str | os.PathLike | Mapping[str, Any] | Any = None,
+    grad: str | None = None,
+    device: str | None = None,
+    backend: str = "auto",
     command: str | None = None,
 ) -> ReportPaths:
     """Write the accelerator configuration report of a search result.
@@ -525,19 +564,32 @@ def write_report(
         result: a :class:`~axhw.search.SearchResult` (see :func:`axhw.report.load_result`
             to read one from disk with clear errors).
         out_dir: folder to write into (created; files already there are replaced).
-        retrained: the chosen configuration after retraining: ``{"accuracy": fraction in
-            [0, 1], ...}`` plus any settings to print (``grad``, ``epochs``...);
+        retrained: the chosen configuration after retraining: the ``summary.json`` of
+            ``axhw retrain`` (or its folder), whose retrained weights the report rebuilds and
+            measures itself on the result's held-out split
+            (:func:`axhw.search.score_retrained`); an already measured
+            :class:`~axhw.search.RetrainedScore`; or a mapping ``{"accuracy": fraction in
+            [0, 1], ...}`` measured elsewhere, printed as typed in, not measured.
             ``None`` reports "not retrained".
+        grad: which retrained weights of the summary (``None``: the one chosen on val).
+        device: where the retrained model is measured (``None``: CPU).
+        backend: kernel backend it is measured with.
         command: the command line that produced the report, printed in the
             reproducibility section (``None``: "written from the Python API").
 
     Returns:
-        The :class:`ReportPaths` written; ``flags`` lists the warnings the report carries.
+        The :class:`ReportPaths` written; ``flags`` lists the warnings the report carries
+        (among them a retraining summary whose own figure disagrees with the measurement).
 
     Raises:
-        ConfigError: ``retrained`` is malformed.
-        DataError: the result has no evaluation.
+        ConfigError: ``retrained`` is malformed, or a run of another model, data or
+            per-op assignment than the chosen configuration.
+        DataError: the result has no evaluation, or the held-out data changed since the search.
     """
+    if isinstance(retrained, (str, os.PathLike)):
+        from axhw.search.retrained import score_retrained
+
+        retrained = score_retrained(result, retrained, grad=grad, device=device, backend=backend)
     out = Path(out_dir)
     content = gather(result, retrained=retrained, command=command)
     out.mkdir(parents=True, exist_ok=True)
