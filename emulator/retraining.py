@@ -199,11 +199,12 @@ def _plot_runs(runs: dict[str, RetrainResult], path: Path) -> Path:
 
 
 def check_settings(*, epochs: int = 1, steps: int | None = None, lr: float = 5e-5, batch_size: int = 64,
-                   eval_size: int | None = None, calib_batches: int | None = None, flags: bool = False) -> None:
+                   eval_size: int | None = None, calib_batches: int | None = None, num_classes: int | None = None,
+                   flags: bool = False) -> None:
     """Refuse retraining numbers that cannot run, before any model is built.
 
     Args:
-        epochs, steps, lr, batch_size, eval_size, calib_batches: as :func:`retrain_config`.
+        epochs, steps, lr, batch_size, eval_size, calib_batches, num_classes: as :func:`retrain_config`.
         flags: name them as the CLI does (``--epochs``) instead of as keywords (``epochs``).
 
     Raises:
@@ -218,7 +219,8 @@ def check_settings(*, epochs: int = 1, steps: int | None = None, lr: float = 5e-
         raise ConfigError(f"{name('steps')} must be at least 1, got {steps}")
     if not (isinstance(lr, numbers.Real) and math.isfinite(lr) and lr > 0):
         raise ConfigError(f"{name('lr')} must be a positive learning rate, got {lr}")
-    for keyword, value in (("batch_size", batch_size), ("eval_size", eval_size), ("calib_batches", calib_batches)):
+    for keyword, value in (("batch_size", batch_size), ("eval_size", eval_size), ("calib_batches", calib_batches),
+                           ("num_classes", num_classes)):
         if value is not None and (not isinstance(value, numbers.Integral) or value < 1):
             raise ConfigError(f"{name(keyword)} must be at least 1, got {value}")
 
@@ -248,6 +250,7 @@ def retrain_config(
     *,
     model: str = "default",
     checkpoint: str | Path | None = None,
+    num_classes: int | None = None,
     data: str = "digits",
     grads: Iterable[str] = ("ste", "lut"),
     epochs: int = 1,
@@ -275,6 +278,8 @@ def retrain_config(
         config: layer config (glob -> multiplier name), or one multiplier name for every layer.
         model: ``"default"`` or a timm model name (see :func:`axhw.models.load_model`).
         checkpoint: local weights for ``model``.
+        num_classes: classifier outputs (``None``: the data's classes), as
+            :func:`axhw.models.load_model`; recorded in the summary for :func:`load_retrained`.
         data: ``"digits"`` or ``"imagefolder:PATH"``.
         grads: gradient methods to retrain with, each from the same approximated model.
         epochs, steps, lr: as :func:`axhw.emulator.finetune.retrain`.
@@ -297,7 +302,8 @@ def retrain_config(
         ConfigError, DataError, DatabaseError: bad config, split, data, model or multiplier name;
             a setting that cannot run (see :func:`check_settings`).
     """
-    from axhw.data import get_loader, num_classes
+    from axhw.data import get_loader
+    from axhw.data import num_classes as data_classes
     from axhw.models import load_model
 
     from axhw.emulator.conversion import approximate, model_input_size
@@ -305,7 +311,7 @@ def retrain_config(
     grads = tuple(grads)
     _check(grads, report_split)
     check_settings(epochs=epochs, steps=steps, lr=lr, batch_size=batch_size, eval_size=eval_size,
-                   calib_batches=calib_batches)
+                   calib_batches=calib_batches, num_classes=num_classes)
     if isinstance(config, str):
         config = {"*": config}
     if not isinstance(config, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in config.items()):
@@ -318,7 +324,7 @@ def retrain_config(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     device = torch.device(device) if device is not None else torch.device("cpu")
-    classes = num_classes(data)
+    classes = num_classes or data_classes(data)
     base = load_model(model, checkpoint=checkpoint, num_classes=classes).to(device)
     channels, height, _ = model_input_size(base)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -55,3 +56,22 @@ def test_emulate_runs_an_imagenet_checkpoint_on_a_wnid_folder(checkpoint: Path, 
                  "--multiplier", "exact", "--no-progress", "--threads", "1"])
     assert code == 0, capsys.readouterr().err
     assert "int8 exact" in capsys.readouterr().out
+
+
+def test_retrain_takes_num_classes_and_its_summary_rebuilds_the_same_head(checkpoint: Path, tmp_path: Path, capsys) -> None:
+    from axhw.emulator import load_retrained
+
+    rng = np.random.default_rng(1)
+    wnids = ImageNetInfo().label_names()
+    for wnid in (wnids[3], wnids[10]):
+        folder = tmp_path / "data" / wnid
+        folder.mkdir(parents=True)
+        for k in range(10):
+            Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(folder / f"{k}.png")
+    out = tmp_path / "rt"
+    code = main(["retrain", "--model", "test_vit", "--weights", str(checkpoint), "--num-classes", "1000",
+                 "--data", f"imagefolder:{tmp_path / 'data'}", "--multiplier", "exact", "--grad", "ste",
+                 "--steps", "1", "--batch-size", "4", "--quiet", "--threads", "1", "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    assert json.loads((out / "summary.json").read_text())["num_classes"] == 1000
+    assert load_retrained(out).model.get_classifier().out_features == 1000

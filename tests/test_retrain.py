@@ -278,6 +278,7 @@ def test_cli_retrain_writes_summary_and_resumes(tmp_path, capsys):
 @pytest.mark.parametrize("settings, keyword", [
     ({"epochs": 0}, "epochs"), ({"steps": 0}, "steps"), ({"lr": 0.0}, "lr"), ({"lr": float("nan")}, "lr"),
     ({"batch_size": 0}, "batch_size"), ({"eval_size": -1}, "eval_size"), ({"calib_batches": 0}, "calib_batches"),
+    ({"num_classes": 0}, "num_classes"),
 ])
 def test_retrain_config_refuses_bad_settings_like_the_cli(settings, keyword, tmp_path, capsys):
     """The Python API checks what `axhw retrain` checks, in one line, before any model is built or anything written."""

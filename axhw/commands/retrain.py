@@ -27,6 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        "config.json of `axhw report`, or a search result of `axhw search` (its chosen configuration)")
     parser.add_argument("--model", default="default", help="'default' (embedded digits ViT) or a timm name")
     parser.add_argument("--weights", type=Path, default=None, help="local checkpoint for --model")
+    parser.add_argument("--num-classes", type=int, default=None, metavar="N",
+                        help="classifier outputs (default: the data's classes), as in emulate and search")
     parser.add_argument("--data", default="digits", help="data spec: 'digits' or 'imagefolder:PATH'")
     parser.add_argument("--grad", choices=("ste", "lut", "both"), default="both",
                         help="backward: straight-through estimator, gradient LUT, or both (default both)")
@@ -55,7 +57,7 @@ def _check_args(args: argparse.Namespace, config: dict[str, str]) -> None:
     from axhw.emulator.retraining import check_settings
 
     check_settings(epochs=args.epochs, steps=args.steps, lr=args.lr, batch_size=args.batch_size,
-                   eval_size=args.eval_size, flags=True)  # the Python API's own checks, in the CLI's names
+                   eval_size=args.eval_size, num_classes=args.num_classes, flags=True)  # the Python API's own checks, in the CLI's names
     if args.weights is not None and not args.weights.is_file():
         raise ConfigError(f"--weights {args.weights}: no such file")
     if args.out.exists() and not args.out.is_dir():
@@ -73,7 +75,7 @@ def _run(args: argparse.Namespace) -> int:
     n_calib = calib_batches(calib_images(args, batch_size=args.batch_size), args.batch_size)
     grads = ("ste", "lut") if args.grad == "both" else (args.grad,)
     report = retrain_config(
-        config, model=args.model, checkpoint=args.weights, data=args.data, grads=grads, epochs=args.epochs,
+        config, model=args.model, checkpoint=args.weights, num_classes=args.num_classes, data=args.data, grads=grads, epochs=args.epochs,
         steps=args.steps, lr=args.lr, batch_size=args.batch_size, out_dir=args.out,
         calib_batches=n_calib, eval_size=args.eval_size, report_split=args.report_split, seed=args.seed,
         resume=not args.restart, device=args.device, progress=not args.quiet,
