@@ -77,10 +77,14 @@ def docs_cache(tmp_path_factory):
     return tmp_path_factory.mktemp("docs-cache")
 
 
+_GUARDED = ("multipliers_db", "rtl", "axhw/weights", "benchmarks", "constraints.txt", "examples/evoapprox")
+
+
 def _git_status() -> str | None:
     if shutil.which("git") is None or not (ROOT / ".git").exists():
         return None
-    out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all", "--", ".", ":!out"],
+    # where a documented command could write by mistake (the database, the RTL, the weights, inputs)
+    out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all", "--", *_GUARDED],
                          cwd=ROOT, capture_output=True, text=True)
     return out.stdout if out.returncode == 0 else None
 
@@ -175,3 +179,28 @@ def test_harness_run_fails_a_failing_command_and_a_missing_output(tmp_path):
 def test_console_blocks_run_only_the_prompted_lines():
     (block,) = docs.command_blocks("```console\n$ .venv/bin/axhw list \\\n    --threads 1\nname  MAE\n$ true\ndone\n```\n", "c.md")
     assert docs.commands(block) == [".venv/bin/axhw list      --threads 1", "true"]
+
+
+# ------------------------------------------------------- the docs' stand-in image folder
+
+
+def test_export_digits_writes_the_digits_splits_as_an_image_folder(tmp_path):
+    from axhw.data import export_digits, get_dataset
+    from axhw.errors import DataError
+
+    import numpy as np
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    assert export_digits(tmp_path / "f", per_class=2, splits=("train", "test")) == {"train": 20, "test": 20}
+    folder = get_dataset(f"imagefolder:{tmp_path / 'f'}", "test")
+    assert len(folder) == 20 and sorted({int(y) for _, y in folder}) == list(range(10))
+    bunch = load_digits()
+    for png in (tmp_path / "f" / "test").glob("*/*.png"):  # <label>/<digits index>.png, the original pixels
+        i = int(png.stem)
+        assert int(png.parent.name) == bunch.target[i]
+        np.testing.assert_array_equal(np.asarray(Image.open(png)), np.round(bunch.images[i] / 16 * 255).astype(np.uint8))
+    with pytest.raises(DataError, match="per_class"):
+        export_digits(tmp_path / "g", per_class=0)
+    with pytest.raises(DataError, match="calib"):
+        export_digits(tmp_path / "g", splits=("calib",))
