@@ -154,9 +154,19 @@ def _script(block: Block) -> str:
 
 
 def commands(block: Block) -> list[str]:
-    """The logical command lines of a block: continuations joined, comment-only lines dropped."""
+    """The logical command lines of a block: continuations joined, comment-only lines and here-document bodies dropped."""
     joined = re.sub(r"\\\n", " ", _script(block))
-    return [line.strip() for line in joined.splitlines() if line.strip() and not line.strip().startswith("#")]
+    out: list[str] = []
+    until: str | None = None  # the terminator of the here-document being skipped
+    for line in joined.splitlines():
+        if until is not None:
+            until = None if line.strip() == until else until
+            continue
+        if line.strip() and not line.strip().startswith("#"):
+            out.append(line.strip())
+            heredoc = re.search(r"<<-?\s*(['\"]?)(\w+)\1", line)
+            until = heredoc.group(2) if heredoc else None
+    return out
 
 
 def simple_commands(line: str) -> list[list[str]]:

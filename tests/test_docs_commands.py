@@ -176,6 +176,12 @@ def test_harness_run_fails_a_failing_command_and_a_missing_output(tmp_path):
     assert time.perf_counter() - start < 60
 
 
+def test_here_documents_are_data_not_commands():
+    (block,) = docs.command_blocks("```bash\ncat > cfg.json <<'EOF'\n{\"*\": \"it's\"}\naxhw not a command\nEOF\ntrue\n```\n", "h.md")
+    assert docs.commands(block) == ["cat > cfg.json <<'EOF'", "true"]
+    docs.lint(block)
+
+
 def test_console_blocks_run_only_the_prompted_lines():
     (block,) = docs.command_blocks("```console\n$ .venv/bin/axhw list \\\n    --threads 1\nname  MAE\n$ true\ndone\n```\n", "c.md")
     assert docs.commands(block) == [".venv/bin/axhw list      --threads 1", "true"]
