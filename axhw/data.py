@@ -435,7 +435,7 @@ def export_digits(out: str | Path, per_class: int | None = None, splits: tuple[s
             folder = Path(out) / split / str(label)
             folder.mkdir(parents=True, exist_ok=True)
             pixels = np.round(images[i] * 255).astype(np.uint8)
-            Image.fromarray(pixels, mode="L").save(folder / f"{int(i)}.png")
+            Image.fromarray(pixels).save(folder / f"{int(i)}.png")
         written[split] = sum(taken.values())
     return written
 

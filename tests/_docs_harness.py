@@ -377,7 +377,8 @@ def scratch_clone(dest: Path, db: Path, cache: Path, root: Path = ROOT) -> dict[
     path = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep) if p not in venv_bins)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AXHW_", "VIRTUAL_ENV", "PYTEST_"))}
     env.update(PATH=path, AXHW_DB=str(db), AXHW_CACHE=str(cache), AXHW_THREADS="1", OMP_NUM_THREADS="1",
-               MKL_NUM_THREADS="1", NUMBA_NUM_THREADS="1", MPLBACKEND="Agg")
+               MKL_NUM_THREADS="1", NUMBA_NUM_THREADS="1", MPLBACKEND="Agg", TMPDIR=str(dest.parent / "tmp"))
+    (dest.parent / "tmp").mkdir(exist_ok=True)  # `$(mktemp -d)` in a page stays inside the test's folder
     return env
 
 
