@@ -55,6 +55,7 @@ __all__ = [
     "get_loader",
     "num_classes",
     "load_checkpoint",
+    "export_digits",
 ]
 
 #: Split names every spec understands.
@@ -391,3 +392,73 @@ def num_classes(spec: str = "digits") -> int:
         return DigitsDataset.num_classes
     assert path is not None
     return len(_imagefolder_classes(path))
+
+
+# ----------------------------------------------------------------------------- export
+
+
+def export_digits(out: str | Path, per_class: int | None = None, splits: tuple[str, ...] = ("train", "val", "test")) -> dict[str, int]:
+    """Write the digits splits as an ImageFolder tree ``out/<split>/<label>/<index>.png``.
+
+    The images are the original 8x8 grey pixels (0..255), so ``imagefolder:out``
+    reads the same images, split for split, as ``digits`` does, through the image
+    folder path a real data set takes (resize, crop, normalize).  A tree to try
+    ``--data imagefolder:PATH`` and ``--model``/``--weights`` on without a download.
+
+    Args:
+        out: folder to write; existing files of the same names are overwritten.
+        per_class: at most this many images per class and split (``None``: all).
+        splits: which splits to write (any of ``train``, ``val``, ``search``, ``test``).
+
+    Returns:
+        Images written per split.
+
+    Raises:
+        DataError: an unknown split or a non-positive ``per_class``.
+    """
+    from PIL import Image
+
+    if per_class is not None and per_class < 1:
+        raise DataError(f"per_class must be >= 1 image, got {per_class}")
+    for split in splits:
+        if split not in _FOLDER_SPLITS:
+            raise DataError(f"an image folder has no split {split!r}; choose from {', '.join(_FOLDER_SPLITS)}")
+    images, labels, index = _digits_arrays()
+    written: dict[str, int] = {}
+    for split in splits:
+        taken: dict[int, int] = {}
+        for i in index[split]:
+            label = int(labels[i])
+            if per_class is not None and taken.get(label, 0) >= per_class:
+                continue
+            taken[label] = taken.get(label, 0) + 1
+            folder = Path(out) / split / str(label)
+            folder.mkdir(parents=True, exist_ok=True)
+            pixels = np.round(images[i] * 255).astype(np.uint8)
+            Image.fromarray(pixels).save(folder / f"{int(i)}.png")
+        written[split] = sum(taken.values())
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m axhw.data export OUT [--per-class N]``: the digits as an image folder."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m axhw.data", description="Write the digits data set as an ImageFolder tree.")
+    sub = parser.add_subparsers(dest="action", required=True)
+    export = sub.add_parser("export", help="write OUT/<split>/<label>/<index>.png")
+    export.add_argument("out", help="folder to write")
+    export.add_argument("--per-class", type=int, default=None, metavar="N", help="at most N images per class and split (default: all)")
+    export.add_argument("--splits", default="train,val,test", help="comma-separated splits (default: train,val,test)")
+    args = parser.parse_args(argv)
+    try:
+        written = export_digits(args.out, args.per_class, tuple(s for s in args.splits.split(",") if s))
+    except DataError as exc:
+        print(f"python -m axhw.data: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {', '.join(f'{n} {split}' for split, n in written.items())} images to {args.out}/<split>/<label>/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
