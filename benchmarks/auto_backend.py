@@ -10,9 +10,18 @@ The calibration ``auto`` relies on runs first (into a fresh cache folder, so it 
 measured, not read) and its time is printed too.  The CPU's vector features are
 printed with the results, since they decide the ranking (VNNI: int8 GEMMs).
 
+``--emulate avx2`` runs the same benchmark as on a CPU with AVX2 but no AVX-512 or VNNI, by
+restricting every library's instruction set (:data:`EMULATE`) in a re-executed process:
+ATen's kernels (``ATEN_CPU_CAPABILITY``), oneDNN (``ONEDNN_MAX_CPU_ISA``), MKL
+(``MKL_ENABLE_INSTRUCTIONS``; on AMD CPUs MKL runs its AVX2 kernel anyway), Numba
+(``NUMBA_CPU_NAME``/``NUMBA_CPU_FEATURES``: Haswell code).  ``torch._int_mm`` takes oneDNN
+only when cpuinfo reports AVX-512 VNNI, which no variable changes, so the emulation turns
+torch's oneDNN use off (``torch.backends.mkldnn.enabled = False``): ``_int_mm`` then runs
+the plain loop an AVX2 machine runs.  Cache sizes, clock and memory bandwidth stay this CPU's.
+
 Usage::
 
-    python benchmarks/auto_backend.py [--repeats 3] [--threads 1] [--json out.json]
+    python benchmarks/auto_backend.py [--repeats 3] [--threads 1] [--emulate avx2] [--json out.json]
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ import os
 import platform
 import random
 import re
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -34,6 +44,30 @@ import torch
 from axhw.testing import DEIT_TINY_B8
 
 VALUES = np.arange(-128, 128)
+
+EMULATE: dict[str, dict[str, str]] = {
+    "avx2": {
+        "ATEN_CPU_CAPABILITY": "avx2",
+        "ONEDNN_MAX_CPU_ISA": "AVX2",
+        "DNNL_MAX_CPU_ISA": "AVX2",
+        "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+        "NUMBA_CPU_NAME": "haswell",
+        "NUMBA_CPU_FEATURES": "",  # empty: the named CPU's own features, not the host's
+    },
+}
+"""Environment that restricts each library to an instruction set, by name (see the module docstring)."""
+_EMULATING = "AXHW_BENCH_EMULATING"
+
+
+def emulate(name: str) -> None:
+    """Re-execute this script under :data:`EMULATE` ``[name]``; in the re-executed process, turn oneDNN off for torch.
+
+    The variables must be set before torch and Numba start, hence the new process.
+    """
+    if os.environ.get(_EMULATING) != name:
+        env = {**os.environ, **EMULATE[name], _EMULATING: name}
+        os.execve(sys.executable, [sys.executable, *sys.argv], env)
+    torch.backends.mkldnn.enabled = False  # _int_mm: the plain loop, as without VNNI
 
 
 def _tables() -> dict[str, np.ndarray]:
@@ -65,6 +99,7 @@ def cpu_features() -> str:
 
 def run(repeats: int, clock: Any = time.perf_counter) -> dict[str, Any]:
     from axhw.emulator.kernels import KERNELS, lut_matmul, prepare_table, select_backend
+    from axhw.emulator.kernels.calibration import machine_description
     from axhw.emulator.kernels.reference import lut_matmul as reference
 
     rows = []
@@ -101,7 +136,7 @@ def run(repeats: int, clock: Any = time.perf_counter) -> dict[str, Any]:
                     fn()
                     best[name] = min(best[name], clock() - start)
             rows.append({"table": table_name, "shape": shape_name, "auto_chose": chosen, "seconds": best})
-    return {"cpu": cpu_features(), "torch": torch.__version__, "threads": torch.get_num_threads(), "clock": clock.__name__,
+    return {"cpu": cpu_features(), "isa": machine_description(), "emulated": os.environ.get(_EMULATING, ""), "torch": torch.__version__, "threads": torch.get_num_threads(), "clock": clock.__name__,
             "calibration_s": calibration_s, "rows": rows}
 
 
@@ -110,7 +145,9 @@ def format_table(result: dict[str, Any]) -> str:
     names = ["auto", "lowrank", "lowrank_float", "numba_cpu"]
     chose_best = sum(row["auto_chose"] == min((k for k in row["seconds"] if k != "auto"), key=row["seconds"].__getitem__)
                      for row in result["rows"])
+    emulated = f" emulated by ISA restriction: {result['emulated']}" if result.get("emulated") else ""
     lines = [f"CPU: {result['cpu']}; torch {result['torch']}, {result['threads']} thread(s), clock {result['clock']}", "",
+             f"In effect{emulated}: {result.get('isa', '?')}", "",
              f"auto chose the fastest backend for {chose_best} of {len(result['rows'])} (table, shape) pairs.", "",
              "| table | shape | auto chose | " + " | ".join(names) + " | auto / best |", "|" + "---|" * (len(names) + 4)]
     totals: dict[str, dict[str, float]] = {}
@@ -134,8 +171,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1, help="torch and numba threads (default 1: stable on a shared machine)")
+    parser.add_argument("--emulate", choices=sorted(EMULATE), default=None,
+                        help="restrict every library to this instruction set (a CPU without AVX-512/VNNI)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
+    if args.emulate:
+        emulate(args.emulate)
     from axhw.threads import apply_threads
 
     apply_threads(args.threads)
