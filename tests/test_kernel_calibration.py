@@ -153,7 +153,10 @@ def test_isa_limits_are_part_of_the_machine_key(fresh: Path, monkeypatch: pytest
     full = calibration.machine_key()
     select_backend(table, "cpu")
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    calibration._fixed_isa.cache_clear()  # read once per process, as oneDNN does: a new process
     limited = calibration.machine_key()
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
+    calibration._fixed_isa.cache_clear()
     with torch.backends.mkldnn.flags(enabled=False):  # torch._int_mm's plain loop, as without VNNI
         no_onednn = calibration.machine_key()
         assert "oneDNN off" in calibration.machine_description()

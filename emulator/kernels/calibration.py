@@ -123,21 +123,26 @@ def isa_in_effect() -> dict[str, str]:
     ``torch.backends.mkldnn.enabled = False``, which sends ``torch._int_mm`` to a plain loop),
     and each changes the ranking of the backends as much as another CPU would.
     """
-    from numba.core.registry import cpu_target
-
-    triple, cpu, features = cpu_target.target_context.codegen().magic_tuple()
-    found = {name: os.environ[name] for name in _ISA_VARIABLES if name in os.environ}
-    found["aten"] = str(torch.backends.cpu.get_cpu_capability())
-    found["onednn"] = "on" if torch.backends.mkldnn.enabled else "off"
-    found["numba"] = f"{triple} {cpu} {features}"
+    found = dict(_fixed_isa())
+    found["onednn"] = "on" if torch.backends.mkldnn.enabled else "off"  # the one switch that changes at run time
     return found
 
 
+@lru_cache(maxsize=1)
+def _fixed_isa() -> tuple[tuple[str, str], ...]:
+    """What the libraries fixed when they started: read once per process, as they read it (``auto`` asks on every call)."""
+    from numba.core.registry import cpu_target
+
+    triple, cpu, features = cpu_target.target_context.codegen().magic_tuple()
+    found = [(name, os.environ[name]) for name in _ISA_VARIABLES if name in os.environ]
+    return (*found, ("aten", str(torch.backends.cpu.get_cpu_capability())), ("numba", f"{triple} {cpu} {features}"))
+
+
 @lru_cache(maxsize=None)
-def _machine_key(threads: int, isa: tuple[tuple[str, str], ...]) -> str:
+def _machine_key(threads: int, isa: tuple[tuple[str, str], ...], onednn: bool) -> str:
     import numba
 
-    parts = [_cpu_identity(), repr(isa), torch.__version__, torch.__config__.show(), numba.__version__, str(threads)]
+    parts = [_cpu_identity(), repr(isa), f"oneDNN {onednn}", torch.__version__, torch.__config__.show(), numba.__version__, str(threads)]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
@@ -148,7 +153,7 @@ def machine_key() -> str:
     instruction-set limit (:func:`isa_in_effect`), another torch build (its GEMM libraries)
     or another thread count can change the ranking.
     """
-    return _machine_key(torch.get_num_threads(), tuple(sorted(isa_in_effect().items())))
+    return _machine_key(torch.get_num_threads(), _fixed_isa(), bool(torch.backends.mkldnn.enabled))
 
 
 def machine_description() -> str:
