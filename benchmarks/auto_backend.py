@@ -4,8 +4,10 @@ For DeiT-tiny shapes at batch 8 (qkv, proj, fc1, fc2, Q.K^T, A.V) and four table
 exact product; ``a*b`` + rank 2; a separable table; a random full-rank table), this
 times ``lut_matmul(a, b, table, backend)`` with ``backend="auto"`` and with every CPU backend that can compute the table (``lowrank`` with int8
 GEMMs where they are exact, ``lowrank_float``, ``numba_cpu``) in one process, round
-robin in a new random order every round, fastest of at least ``--repeats`` runs (more for short kernels; process CPU time with one thread, which other
-jobs on a shared machine barely disturb; wall-clock time otherwise), and prints each one's time over the best one's.
+robin in a new random order every round, fastest of at least ``--repeats`` runs (rounds go on
+for ``--budget`` seconds per table and shape; a backend over 3x the fastest after two rounds is
+not run again), in process CPU time with one thread, which other jobs on a shared machine barely
+disturb, wall-clock time otherwise, and prints each one's time over the best one's.
 The calibration ``auto`` relies on runs first (into a fresh cache folder, so it is
 measured, not read) and its time is printed too.  The CPU's vector features are
 printed with the results, since they decide the ranking (VNNI: int8 GEMMs).
@@ -21,7 +23,7 @@ the plain loop an AVX2 machine runs.  Cache sizes, clock and memory bandwidth st
 
 Usage::
 
-    python benchmarks/auto_backend.py [--repeats 3] [--threads 1] [--emulate avx2] [--json out.json]
+    python benchmarks/auto_backend.py [--repeats 3] [--budget 4] [--threads 1] [--emulate avx2] [--json out.json]
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ import torch
 from axhw.testing import DEIT_TINY_B8
 
 VALUES = np.arange(-128, 128)
+HOPELESS = 3.0
+"""A backend this many times slower than the fastest (after two rounds) is not run again on that shape."""
 
 EMULATE: dict[str, dict[str, str]] = {
     "avx2": {
@@ -97,7 +101,7 @@ def cpu_features() -> str:
     return f"{model.group(1) if model else platform.machine()}; {' '.join(flags) or 'no AVX'}"
 
 
-def run(repeats: int, clock: Any = time.perf_counter) -> dict[str, Any]:
+def run(repeats: int, clock: Any = time.perf_counter, budget_s: float = 4.0) -> dict[str, Any]:
     from axhw.emulator.kernels import KERNELS, lut_matmul, prepare_table, select_backend
     from axhw.emulator.kernels.calibration import machine_description
     from axhw.emulator.kernels.reference import lut_matmul as reference
@@ -119,23 +123,30 @@ def run(repeats: int, clock: Any = time.perf_counter) -> dict[str, Any]:
             runs = {name: (lambda name=name: lut_matmul(a, b, table, name)) for name in ["auto", *backends]}
             want = reference(a[0, :8].numpy(), b[0].numpy(), table.lut)
             best = dict.fromkeys(runs, float("inf"))
-            start = clock()
             for name, fn in runs.items():
                 np.testing.assert_array_equal(fn()[0, :8].numpy(), want)  # warm-up and check
-            # Short kernels get more runs (up to ~3 s of each shape) so that the fastest run is a clean one.
-            rounds = min(80, max(repeats, int(3.0 / max(clock() - start, 1e-3))))
-            names = list(runs)
+            # Rounds until `budget_s` of wall time (at least `repeats`, at most 200), so that the
+            # fastest run of each is a clean one; a backend over HOPELESS x the fastest after two
+            # rounds keeps its time and is not run again (the ~25x slower int8 GEMMs without VNNI
+            # would otherwise take the time the close ones need).
+            timed = list(runs)
             order = random.Random(0)
-            for _ in range(rounds):
+            begin = time.perf_counter()
+            rounds = 0
+            while rounds < repeats or (time.perf_counter() - begin < budget_s and rounds < 200):
                 # A new random order each round: a kernel run right after another finds the caches
                 # (and, with AVX-512, the clock) in that one's state; a rotated fixed order would
                 # always put the same kernel right after the slow LUT kernel.
-                for name in order.sample(names, len(names)):
+                for name in order.sample(timed, len(timed)):
                     fn = runs[name]
                     start = clock()
                     fn()
                     best[name] = min(best[name], clock() - start)
-            rows.append({"table": table_name, "shape": shape_name, "auto_chose": chosen, "seconds": best})
+                rounds += 1
+                if rounds >= 2:
+                    leader = min(best[name] for name in timed)
+                    timed = [name for name in timed if name == "auto" or best[name] <= HOPELESS * leader]
+            rows.append({"table": table_name, "shape": shape_name, "auto_chose": chosen, "seconds": best, "rounds": rounds})
     return {"cpu": cpu_features(), "isa": machine_description(), "emulated": os.environ.get(_EMULATING, ""), "torch": torch.__version__, "threads": torch.get_num_threads(), "clock": clock.__name__,
             "calibration_s": calibration_s, "rows": rows}
 
@@ -170,6 +181,7 @@ def format_table(result: dict[str, Any]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--budget", type=float, default=4.0, help="seconds of timing rounds per table and shape (default 4)")
     parser.add_argument("--threads", type=int, default=1, help="torch and numba threads (default 1: stable on a shared machine)")
     parser.add_argument("--emulate", choices=sorted(EMULATE), default=None,
                         help="restrict every library to this instruction set (a CPU without AVX-512/VNNI)")
@@ -183,7 +195,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as cache:
         os.environ["AXHW_CACHE"] = cache  # measure the calibration, do not read an old one
         # One thread: process CPU time, which other jobs on a shared machine barely disturb.
-        result = run(args.repeats, time.process_time if args.threads == 1 else time.perf_counter)
+        result = run(args.repeats, time.process_time if args.threads == 1 else time.perf_counter, args.budget)
     print(format_table(result))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")

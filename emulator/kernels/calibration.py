@@ -56,6 +56,10 @@ REPEATS = 6
 HOPELESS = 3.0
 """A candidate this many times slower than the leader (fastest of two runs each) is no longer timed on that shape."""
 
+SETTLED = 0.98
+MAX_REPEATS_FACTOR = 4
+"""Rounds go on past :data:`REPEATS` (up to 4x as many) until two rounds in a row improved no fastest run by over 2 %."""
+
 _SCHEMA = 1
 _LOCK = threading.Lock()
 _MEMORY: dict[tuple[str, str], "Calibration"] = {}
@@ -216,6 +220,8 @@ def measure(table: LutTable, candidates: Sequence[str], bmm: Callable[[str, torc
     of two or more runs is over :data:`HOPELESS` times the leader's stops being timed on that
     shape (it keeps that time): without VNNI, ``torch._int_mm`` is a plain loop ~25x slower
     than a float GEMM, and timing it ``repeats`` times would make the calibration long.
+    Under load (wall clock, several threads) the fastest runs keep falling for a while, so
+    rounds go on past ``repeats`` until the fastest runs have settled (:data:`SETTLED`).
 
     Args:
         clock: seconds, any origin (default: process CPU time with one torch thread, else wall clock).
@@ -231,7 +237,9 @@ def measure(table: LutTable, candidates: Sequence[str], bmm: Callable[[str, torc
             bmm(name, a, b, table)  # warm-up: compilation, factor tables
         timed = list(names)
         order = random.Random(0)
-        for round_ in range(repeats):
+        calm = 0
+        for round_ in range(MAX_REPEATS_FACTOR * repeats):
+            before = dict(best)
             for name in order.sample(timed, len(timed)):
                 start = clock()
                 bmm(name, a, b, table)
@@ -239,6 +247,9 @@ def measure(table: LutTable, candidates: Sequence[str], bmm: Callable[[str, torc
             if round_ >= 1:
                 leader = min(best[name] for name in timed)
                 timed = [name for name in timed if best[name] <= HOPELESS * leader]
+            calm = calm + 1 if all(best[name] >= SETTLED * before[name] for name in timed) else 0
+            if round_ + 1 >= repeats and calm >= 2:
+                break
         for name in names:
             totals[name] += best[name]
     return totals
