@@ -145,6 +145,21 @@ def test_measure_keeps_the_fastest_run_and_drops_hopeless_candidates() -> None:
     assert calls["lowrank"] == 1 + 2 and calls["lowrank_float"] == calls["numba_cpu"] == 1 + 6  # warm-up + timed runs
 
 
+def test_measure_goes_on_while_the_fastest_runs_still_fall() -> None:
+    """Load fading during the calibration: rounds go on past ``repeats`` until the fastest runs settle."""
+    now = [0.0]
+    fading = iter([9.0, 3.0, 2.5, 2.0, 1.5] + [1.0] * 100)  # lowrank_float: warm-up, then slower runs first
+    calls = {"lowrank_float": 0, "numba_cpu": 0}
+
+    def bmm(name, a, b, table):
+        calls[name] += 1
+        now[0] += next(fading) if name == "lowrank_float" else 1.3
+
+    times = calibration.measure(prepare_table(EXACT), list(calls), bmm, shapes={"s": (1, 4, 8, 4)}, repeats=3, clock=lambda: now[0])
+    assert times == pytest.approx({"lowrank_float": 1.0, "numba_cpu": 1.3})  # 3 rounds alone would have kept 2.0 (LUT kernel "faster")
+    assert calls["lowrank_float"] == 1 + 7  # settled at round 5, then two calm rounds
+
+
 def test_isa_limits_are_part_of_the_machine_key(fresh: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A choice measured with every instruction set is not reused under an ISA limit (and vice versa)."""
     calls: list[str] = []

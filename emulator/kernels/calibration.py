@@ -2,7 +2,8 @@
 
 Which exact path wins depends on the CPU, not on the table alone: with AVX-512 VNNI
 an int8 GEMM (``torch._int_mm``) is several times faster than a float32 one, without
-VNNI it is ~25x slower, and the Numba LUT kernel sits in between.  So the first time
+VNNI torch runs it as a plain loop ~25x slower, and the Numba LUT kernel sits in
+between.  No such rule is coded here: the ranking is measured.  So the first time
 ``auto`` meets a table with an exact low-rank form it times every candidate backend
 that can compute it (:data:`CPU_CANDIDATES`) on DeiT-tiny shapes (:data:`SHAPES`)
 with that table, and keeps the fastest.  The LUT kernel is always a candidate, so an
@@ -51,7 +52,7 @@ SHAPES: dict[str, tuple[int, int, int, int]] = {  # name: (G, M, K, N), DeiT-tin
 """Representative shapes timed: the largest Linear and an attention product of DeiT-tiny."""
 
 REPEATS = 6
-"""Timed runs per candidate and shape (the fastest counts), after one warm-up."""
+"""Timed runs per candidate and shape at least (the fastest counts), after one warm-up."""
 
 HOPELESS = 3.0
 """A candidate this many times slower than the leader (fastest of two runs each) is no longer timed on that shape."""
@@ -71,7 +72,7 @@ class Calibration:
 
     Attributes:
         structure: :func:`structure_key` of the tables it applies to.
-        times_s: seconds per candidate, summed over :data:`SHAPES` (fastest of :data:`REPEATS`).
+        times_s: seconds per candidate, summed over :data:`SHAPES` (each the fastest run, see :func:`measure`).
         choice: the fastest candidate.
     """
 
@@ -210,7 +211,7 @@ def _operands(shape: tuple[int, int, int, int]) -> tuple[torch.Tensor, torch.Ten
 def measure(table: LutTable, candidates: Sequence[str], bmm: Callable[[str, torch.Tensor, torch.Tensor, LutTable], Any],
             shapes: dict[str, tuple[int, int, int, int]] = SHAPES, repeats: int = REPEATS,
             clock: Callable[[], float] | None = None) -> dict[str, float]:
-    """Seconds per candidate, summed over ``shapes``: the fastest of ``repeats`` runs after a warm-up.
+    """Seconds per candidate, summed over ``shapes``: the fastest of ``repeats`` or more runs after a warm-up.
 
     The machine may be shared, so: candidates are timed round-robin, in a new (seeded)
     random order every round (a kernel runs in the caches and clock state the previous one
