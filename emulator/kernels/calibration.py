@@ -117,7 +117,10 @@ def _cpu_identity() -> str:
     return f"{machine} {model} {' '.join(flags)}"
 
 
-_ISA_VARIABLES = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
+_ISA_VARIABLES = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS",
+                  "OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+# The last two are not instruction sets, but with several threads on a loaded machine OpenMP's
+# spin-waiting decides the measured ranking (docs/bench_auto_backend.md), so they key it too.
 
 
 def isa_in_effect() -> dict[str, str]:
