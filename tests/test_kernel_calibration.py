@@ -172,11 +172,13 @@ def test_isa_limits_are_part_of_the_machine_key(fresh: Path, monkeypatch: pytest
     limited = calibration.machine_key()
     monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
     calibration._fixed_isa.cache_clear()
-    with torch.backends.mkldnn.flags(enabled=False):  # torch._int_mm's plain loop, as without VNNI
-        no_onednn = calibration.machine_key()
-        assert "oneDNN off" in calibration.machine_description()
-        monkeypatch.setattr(calibration, "_MEMORY", {})
-        select_backend(table, "cpu")
+    monkeypatch.setattr(torch.backends.mkldnn, "enabled", False)  # torch._int_mm's plain loop, as without VNNI
+    no_onednn = calibration.machine_key()
+    assert "oneDNN off" in calibration.machine_description()
+    monkeypatch.setattr(calibration, "_MEMORY", {})
+    select_backend(table, "cpu")
+    monkeypatch.setattr(torch.backends.mkldnn, "enabled", True)
+    assert calibration.machine_key() == full
     assert len({full, limited, no_onednn}) == 3 and len(calls) == 2
     assert set(json.loads((fresh / "kernel_calibration.json").read_text())["machines"]) == {full, no_onednn}
 
