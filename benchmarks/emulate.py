@@ -16,14 +16,20 @@ the number of kernel launches and the share of GPU time spent in the LUT kernel.
 
     python benchmarks/emulate.py                                   # DeiT-tiny, batch 8, CPU
     python benchmarks/emulate.py --multipliers exact,drum_k4 --device cuda --batch 64
+    python benchmarks/emulate.py --threads 1 --emulate avx2        # as on a CPU without AVX-512/VNNI
+
+``--emulate avx2`` restricts every library to AVX2 as ``benchmarks/auto_backend.py`` does
+(see its docstring and docs/bench_auto_backend.md).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import statistics
 import time
+from pathlib import Path
 
 import timm
 import torch
@@ -107,7 +113,14 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch and numba CPU threads (default: all)")
     parser.add_argument("--profile", action="store_true", help="also count copies, host syncs and GPU launches of one forward")
+    parser.add_argument("--emulate", choices=["avx2"], default=None,
+                        help="restrict every library to this instruction set (a CPU without AVX-512/VNNI)")
     args = parser.parse_args()
+    if args.emulate:
+        spec = importlib.util.spec_from_file_location("auto_backend", Path(__file__).with_name("auto_backend.py"))
+        auto_backend = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(auto_backend)
+        auto_backend.emulate(args.emulate)  # re-executes this script under the restriction
     if args.threads:
         import numba
 
@@ -117,6 +130,10 @@ def main() -> None:
     device = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"cpu, {torch.get_num_threads()} threads"
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"{args.model}, batch {args.batch}, {device}, median of {args.repeats}, load average {load:.1f}")
+    if not args.device.startswith("cuda"):
+        from axhw.emulator.kernels.calibration import machine_description
+
+        print(f"CPU{' (emulated: ' + args.emulate + ')' if args.emulate else ''}: {machine_description()}")
     print("| multiplier | backend | fp32 img/s (wall) | emulated img/s (wall) | slowdown (wall) | fp32 img/s (CPU time) | emulated img/s (CPU time) | slowdown (CPU time) |")
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     for r in rows:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -126,3 +127,94 @@ def test_doctor_shows_the_choice_and_recalibrates(fresh: Path, monkeypatch: pyte
     assert kernel_choices() == lines and len(calls) == 2  # cached
     kernel_choices(recalibrate=True)
     assert len(calls) == 4
+
+
+def test_measure_keeps_the_fastest_run_and_drops_hopeless_candidates() -> None:
+    """An injected clock: load spikes on some runs do not change the ranking; a 25x slower candidate is timed only twice."""
+    now = [0.0]
+    spikes = iter([6.0, 1.0, 1.0, 4.0] * 100)  # the fastest candidate's runs, some hit by other jobs
+    base = {"lowrank": 25.0, "lowrank_float": 1.0, "numba_cpu": 1.3}
+    calls = dict.fromkeys(base, 0)
+
+    def bmm(name, a, b, table):
+        calls[name] += 1
+        now[0] += base[name] * (next(spikes) if name == "lowrank_float" else 1.0)
+
+    times = calibration.measure(prepare_table(EXACT), list(base), bmm, shapes={"s": (1, 4, 8, 4)}, repeats=6, clock=lambda: now[0])
+    assert times == pytest.approx(base) and min(times, key=times.__getitem__) == "lowrank_float"
+    assert calls["lowrank"] == 1 + 2 and calls["lowrank_float"] == calls["numba_cpu"] == 1 + 6  # warm-up + timed runs
+
+
+def test_measure_goes_on_while_the_fastest_runs_still_fall() -> None:
+    """Load fading during the calibration: rounds go on past ``repeats`` until the fastest runs settle."""
+    now = [0.0]
+    fading = iter([9.0, 3.0, 2.5, 2.0, 1.5] + [1.0] * 100)  # lowrank_float: warm-up, then slower runs first
+    calls = {"lowrank_float": 0, "numba_cpu": 0}
+
+    def bmm(name, a, b, table):
+        calls[name] += 1
+        now[0] += next(fading) if name == "lowrank_float" else 1.3
+
+    times = calibration.measure(prepare_table(EXACT), list(calls), bmm, shapes={"s": (1, 4, 8, 4)}, repeats=3, clock=lambda: now[0])
+    assert times == pytest.approx({"lowrank_float": 1.0, "numba_cpu": 1.3})  # 3 rounds alone would have kept 2.0 (LUT kernel "faster")
+    assert calls["lowrank_float"] == 1 + 7  # settled at round 5, then two calm rounds
+
+
+def test_isa_limits_are_part_of_the_machine_key(fresh: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A choice measured with every instruction set is not reused under an ISA limit (and vice versa)."""
+    calls: list[str] = []
+    monkeypatch.setattr(calibration, "measure", _fake_measure({"lowrank": 1.0, "lowrank_float": 2.0, "numba_cpu": 3.0}, calls))
+    table = prepare_table(EXACT)
+    full = calibration.machine_key()
+    select_backend(table, "cpu")
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    calibration._fixed_isa.cache_clear()  # read once per process, as oneDNN does: a new process
+    limited = calibration.machine_key()
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
+    calibration._fixed_isa.cache_clear()
+    monkeypatch.setattr(torch.backends.mkldnn, "enabled", False)  # torch._int_mm's plain loop, as without VNNI
+    no_onednn = calibration.machine_key()
+    assert "oneDNN off" in calibration.machine_description()
+    monkeypatch.setattr(calibration, "_MEMORY", {})
+    select_backend(table, "cpu")
+    monkeypatch.setattr(torch.backends.mkldnn, "enabled", True)
+    assert calibration.machine_key() == full
+    assert len({full, limited, no_onednn}) == 3 and len(calls) == 2
+    assert set(json.loads((fresh / "kernel_calibration.json").read_text())["machines"]) == {full, no_onednn}
+
+
+_AVX2_PROBE = """
+import json, os, sys, numpy as np, torch
+torch.backends.mkldnn.enabled = False
+from numba.core.registry import cpu_target
+from axhw.emulator.kernels import calibration, prepare_table, select_backend
+v = np.arange(-128, 128)
+choice = select_backend(prepare_table(np.outer(v, v).astype(np.int32)), "cpu")
+(entry,) = calibration.calibration_report()
+print(json.dumps({"aten": torch.backends.cpu.get_cpu_capability(), "numba": cpu_target.target_context.codegen().magic_tuple()[1:],
+                  "choice": choice, "times": entry.times_s}))
+"""
+
+
+@pytest.mark.slow
+def test_calibration_measures_the_avx2_emulation(tmp_path: Path) -> None:
+    """Under benchmarks/auto_backend.py's AVX2 emulation, ATen and Numba drop AVX-512 and ``auto`` measures int8 GEMMs as slow."""
+    import importlib.util
+    import platform
+    import subprocess
+    import sys
+
+    if platform.machine() not in ("x86_64", "AMD64") or "avx2" not in Path("/proc/cpuinfo").read_text():
+        pytest.skip("the AVX2 emulation needs an x86-64 CPU with AVX2")
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "auto_backend.py"
+    spec = importlib.util.spec_from_file_location("axhw_bench_auto_backend", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    env = {**os.environ, **bench.EMULATE["avx2"], "AXHW_CACHE": str(tmp_path), "OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-c", _AVX2_PROBE], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    seen = json.loads(done.stdout.splitlines()[-1])
+    assert seen["aten"] == "AVX2" and seen["numba"][0] == "haswell" and "+avx512f" not in seen["numba"][1]
+    times = seen["times"]
+    assert seen["choice"] == min(times, key=times.__getitem__) != "lowrank"
+    assert times["lowrank"] > 3 * times["lowrank_float"]  # _int_mm without oneDNN: a plain loop

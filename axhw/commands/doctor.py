@@ -42,9 +42,10 @@ def kernel_choices(recalibrate: bool = False) -> list[str]:
 def _run(args: argparse.Namespace) -> int:
     checks = run_checks()
     print(format_table(checks))
-    from axhw.emulator.kernels.calibration import cache_file
+    from axhw.emulator.kernels.calibration import cache_file, machine_description
 
     print(f"\nkernel backend chosen by backend='auto' on this CPU (measured; cached in {cache_file()}):")
+    print(f"  CPU: {machine_description()}")
     for line in kernel_choices(args.recalibrate):
         print(f"  {line}")
     missing = [c.name for c in checks if c.required and not c.ok]
