@@ -641,27 +641,12 @@ def evaluate(model: nn.Module, loader: Iterable[Any], device: str | torch.device
     Raises:
         DataError: the loader yields no image.
     """
-    check_model(model, "evaluate")
+    check_model(model, "evaluate")  # the caller's name in the message; correct_per_image checks again, cheaply
     check_batches(loader, "evaluate")
-    if device is not None:
-        model.to(device)
-    device = device_of(model)
-    was_training = model.training
-    correct = total = 0
-    model.eval()
-    try:
-        with torch.no_grad():
-            bar = tqdm(loader, desc="evaluate", unit="batch", disable=not progress, total=len(loader) if hasattr(loader, "__len__") else None)
-            for images, labels in bar:
-                logits = model(images.to(device))
-                correct += int((logits.argmax(dim=-1).cpu() == labels.cpu()).sum())
-                total += int(labels.numel())
-                bar.set_postfix(top1=f"{correct / total:.4f}")
-    finally:
-        model.train(was_training)
-    if not total:
-        raise DataError("the evaluation loader yielded no image")
-    return correct / total
+    from axhw.emulator.scoring import correct_per_image
+
+    correct = correct_per_image(model, loader, device=device, progress=progress)
+    return int(correct.sum()) / correct.size
 
 
 #: Weight positions (processing elements) sampled per op by :func:`collect_operands`.
