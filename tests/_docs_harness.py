@@ -30,6 +30,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 ROOT = Path(__file__).resolve().parents[1]
 SHELL_LANGS = frozenset({"bash", "sh", "shell", "console"})
@@ -191,21 +192,25 @@ def _program(words: list[str]) -> list[str]:
     return words[k:]
 
 
-def lint(block: Block) -> None:
-    """The conventions every documented command follows (a fresh clone has no activated venv)."""
+def programs(block: Block) -> Iterator[tuple[str, list[str]]]:
+    """``(line, words)`` of every simple command of the block that runs a program (assignments stripped)."""
     for line in commands(block):
         for words in simple_commands(line):
             words = _program(words)
-            if not words:
-                continue
-            prog = words[0]
-            if prog == "axhw":
-                raise DocsError(f"{block.where}: `{line}`: write `.venv/bin/axhw`, the venv is not on PATH in a fresh clone")
-            if prog in {"python", "python3"} and words[1:3] != ["-m", "venv"]:
-                raise DocsError(f"{block.where}: `{line}`: write `.venv/bin/python`; only `python -m venv` "
-                                "runs before the venv exists")
-            if prog in {"pip", "pip3"}:
-                raise DocsError(f"{block.where}: `{line}`: write `.venv/bin/pip`")
+            if words:
+                yield line, words
+
+def lint(block: Block) -> None:
+    """The conventions every documented command follows (a fresh clone has no activated venv)."""
+    for line, words in programs(block):
+        prog = words[0]
+        if prog == "axhw":
+            raise DocsError(f"{block.where}: `{line}`: write `.venv/bin/axhw`, the venv is not on PATH in a fresh clone")
+        if prog in {"python", "python3"} and words[1:3] != ["-m", "venv"]:
+            raise DocsError(f"{block.where}: `{line}`: write `.venv/bin/python`; only `python -m venv` "
+                            "runs before the venv exists")
+        if prog in {"pip", "pip3"}:
+            raise DocsError(f"{block.where}: `{line}`: write `.venv/bin/pip`")
 
 
 # ------------------------------------------------------------------------------ parse-only
@@ -308,34 +313,31 @@ def _check_block(block: Block, root: Path, python: str, pending: list[tuple[str,
     for line in commands(block):
         if re.search(r"(^|\s)(\.\.\.|…)(\s|$)", line):
             raise DocsError(f"{block.where}: `{line}` has a `...` placeholder: make it concrete or drop it")
-        for words in simple_commands(line):
-            words = _program(words)
-            if not words:
-                continue
-            prog = words[0]
-            if prog == ".venv/bin/axhw":
-                status = _parse_axhw(words[1:])
-            elif prog in {".venv/bin/python", "python", "python3"}:
-                kind, target, argv = _python_target(words)
-                if kind == "code":
-                    try:
-                        compile(target, f"{block.where} python -c", "exec")
-                        status = "ok"
-                    except SyntaxError as exc:
-                        status = f"SyntaxError: {exc}"
-                else:
-                    pending.append((f"{block.where}: `{line}`", [str(root), kind, target, argv]))
-                    continue
-            elif prog == ".venv/bin/pip":
-                status = _parse_pip(words, python)
-            elif prog == "make":
-                out = subprocess.run(["make", "-n", "-C", str(root), *words[1:]], capture_output=True, text=True, timeout=60)
-                status = "ok" if out.returncode == 0 else f"make -n: {out.stderr.strip()[-300:]}"
+    for line, words in programs(block):
+        prog = words[0]
+        if prog == ".venv/bin/axhw":
+            status = _parse_axhw(words[1:])
+        elif prog in {".venv/bin/python", "python", "python3"}:
+            kind, target, argv = _python_target(words)
+            if kind == "code":
+                try:
+                    compile(target, f"{block.where} python -c", "exec")
+                    status = "ok"
+                except SyntaxError as exc:
+                    status = f"SyntaxError: {exc}"
             else:
-                raise DocsError(f"{block.where}: `{line}`: the docs test cannot parse-check `{prog}`; "
-                                "make the block runnable")
-            if status != "ok":
-                raise DocsError(f"{block.where}: `{line}` does not parse: {status}")
+                pending.append((f"{block.where}: `{line}`", [str(root), kind, target, argv]))
+                continue
+        elif prog == ".venv/bin/pip":
+            status = _parse_pip(words, python)
+        elif prog == "make":
+            out = subprocess.run(["make", "-n", "-C", str(root), *words[1:]], capture_output=True, text=True, timeout=60)
+            status = "ok" if out.returncode == 0 else f"make -n: {out.stderr.strip()[-300:]}"
+        else:
+            raise DocsError(f"{block.where}: `{line}`: the docs test cannot parse-check `{prog}`; "
+                            "make the block runnable")
+        if status != "ok":
+            raise DocsError(f"{block.where}: `{line}` does not parse: {status}")
 
 
 def parse_check(pages: dict[str, str], root: Path = ROOT) -> int:

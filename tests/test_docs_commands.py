@@ -64,11 +64,9 @@ def test_parse_only_blocks_parse():
 def test_axhw_lines_of_run_blocks_parse(page):
     """The quick half of the slow run: every ``axhw`` line, run or not, parses with the real CLI parser."""
     for block in _blocks(page):
-        for line in docs.commands(block):
-            for words in docs.simple_commands(line):
-                words = docs._program(words)
-                if words and words[0] == ".venv/bin/axhw" and "..." not in words:
-                    assert docs._parse_axhw(words[1:]) == "ok", f"{block.where}: `{line}` does not parse"
+        for line, words in docs.programs(block):
+            if words[0] == ".venv/bin/axhw" and "..." not in words:
+                assert docs._parse_axhw(words[1:]) == "ok", f"{block.where}: `{line}` does not parse"
 
 
 @pytest.fixture(scope="session")
