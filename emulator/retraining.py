@@ -26,6 +26,7 @@ import json
 import math
 import numbers
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final, Iterable, Mapping
@@ -490,8 +491,6 @@ def load_retrained(
     target = resolve_device(device) or torch.device("cpu")
     classes = int(data.get("num_classes") or num_classes(str(data["data"])))
     base = _architecture(str(data["model"]), classes)
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "every layer fp32": the weights say what the run applied
         net = prepare(base, dict(data["config"]), backend=backend, inplace=True, device=target)
